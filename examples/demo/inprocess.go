@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/switchyard-go/switchyard/examples/pipeline"
+	"github.com/switchyard-go/switchyard/router"
+)
+
+// runInProcess runs both processors and the client in this process on the
+// memory backend.
+func runInProcess(ctx context.Context, opts options, log, out io.Writer) error {
+	cfg := router.Config{Backend: router.BackendMemory, ID: "demo", Concurrency: opts.concurrency, LogLevel: "warn"}
+	cfg.SetDefaults()
+	wmLog := router.WatermillLogger(router.NewLogger(log, cfg.LogLevel))
+	backend, err := router.NewBackend(ctx, cfg, wmLog)
+	if err != nil {
+		return err
+	}
+	defer backend.Close()
+
+	templater := pipeline.Templater{Templates: pipeline.DefaultTemplates}
+	procs := []func(*router.Router) error{
+		func(r *router.Router) error {
+			return router.Handle(r, "prompt-template", promptQueue, requestQueue, templater.Render)
+		},
+		func(r *router.Router) error {
+			return router.HandleStream(r, "echo-llm", requestQueue, responseQueue, pipeline.Echo)
+		},
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	errs := make(chan error, len(procs))
+	for i, setup := range procs {
+		pcfg := cfg
+		pcfg.ID = fmt.Sprintf("demo-processor-%d", i)
+		r, err := router.New(pcfg, backend, wmLog)
+		if err != nil {
+			return err
+		}
+		if err := setup(r); err != nil {
+			return err
+		}
+		go func() { errs <- r.Run(runCtx) }()
+		select {
+		case <-r.Running():
+		case err := <-errs:
+			return fmt.Errorf("processor did not start: %w", err)
+		}
+	}
+	fmt.Fprintf(log, "demo: prompt-template and echo-llm running in process on the memory backend\n")
+
+	res, err := exchange(ctx, backend, opts.requests, opts.timeout, log)
+	stop()
+	for range procs {
+		if rerr := <-errs; rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, res)
+	return nil
+}

@@ -1,0 +1,81 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Backend names accepted by --pubsub-backend.
+const (
+	BackendPulsar = "pulsar"
+	BackendMQTT   = "mqtt"
+	BackendMemory = "memory"
+)
+
+// Backends lists every backend name in the order --help shows them.
+var backendNames = []string{BackendPulsar, BackendMQTT, BackendMemory}
+
+// InitialPosition says where a new subscription starts reading.
+type InitialPosition string
+
+const (
+	// PositionLatest starts a new subscription at the next message published.
+	PositionLatest InitialPosition = "latest"
+	// PositionEarliest starts a new subscription at the oldest retained message.
+	PositionEarliest InitialPosition = "earliest"
+)
+
+// SubscribeOptions say how a subscriber built by a Backend consumes.
+type SubscribeOptions struct {
+	// Subscription is the subscription (consumer group) name. Subscribers with
+	// the same name share the messages of a topic; each message goes to one of them.
+	Subscription string
+	// InitialPosition applies when the subscription does not exist yet.
+	InitialPosition InitialPosition
+	// Exclusive asks for a subscription of this client alone, so that it sees
+	// every message of the topic (used by tail, and by response and notify queues).
+	Exclusive bool
+}
+
+// Backend is a connected broker: one publisher for every output and
+// subscribers made on demand.
+type Backend interface {
+	// Name returns the backend name, e.g. "pulsar".
+	Name() string
+	// Publisher returns the shared publisher. It is closed by Close.
+	Publisher() message.Publisher
+	// NewSubscriber returns a subscriber that consumes as opts say. Subscribe
+	// may be called on it several times for the same topic: with a shared
+	// subscription those calls compete for messages, which is how a processor
+	// handles several messages at once. The caller closes it.
+	NewSubscriber(opts SubscribeOptions) (message.Subscriber, error)
+	// Close flushes and closes the publisher and releases the connection.
+	Close() error
+}
+
+// NewBackend connects to the backend cfg names. It returns an error that says
+// what is wrong with the configuration or the connection; secrets are never
+// part of it.
+func NewBackend(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (Backend, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	switch cfg.Backend {
+	case BackendMemory:
+		return newMemoryBackend(cfg, logger), nil
+	case BackendPulsar:
+		return newPulsarBackend(ctx, cfg, logger)
+	case BackendMQTT:
+		return newMQTTBackend(ctx, cfg, logger)
+	default:
+		return nil, fmt.Errorf("unknown pubsub backend %q (want one of %s)", cfg.Backend, strings.Join(backendNames, ", "))
+	}
+}

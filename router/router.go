@@ -1,0 +1,310 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/middleware"
+	"github.com/switchyard-go/switchyard/schema"
+)
+
+// Router runs typed handlers between queues on one backend. Register handlers
+// with Handle, HandleStream, Consume or AddHandler, then call Run.
+type Router struct {
+	cfg     Config
+	backend Backend
+	logger  watermill.LoggerAdapter
+
+	mu       sync.Mutex
+	handlers []*registration
+	names    map[string]bool
+	running  chan struct{}
+	started  bool
+}
+
+type registration struct {
+	name     string
+	in       schema.Topic
+	out      *schema.Topic
+	fn       message.HandlerFunc
+	opts     handlerOptions
+	counters *middleware.Counters
+}
+
+// New returns a Router on backend. cfg supplies the processor id (the default
+// subscription name), the concurrency and the drain timeout.
+func New(cfg Config, backend Backend, logger watermill.LoggerAdapter) (*Router, error) {
+	cfg.SetDefaults()
+	if backend == nil {
+		return nil, errors.New("router: backend is required")
+	}
+	if cfg.ID == "" {
+		return nil, errors.New("router: an id is required (it names the subscription)")
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	return &Router{cfg: cfg, backend: backend, logger: logger, names: map[string]bool{}, running: make(chan struct{})}, nil
+}
+
+// Backend returns the backend the router runs on.
+func (r *Router) Backend() Backend { return r.backend }
+
+// HandlerOption changes how one handler consumes and fails.
+type HandlerOption func(*handlerOptions)
+
+type handlerOptions struct {
+	subscription string
+	concurrency  int
+	poisonTopic  *schema.Topic
+	retry        *middleware.RetryConfig
+	backoff      middleware.BackoffConfig
+	rateLimit    float64
+	rateBurst    int
+}
+
+// WithSubscription overrides the subscription name (default: the processor id).
+func WithSubscription(name string) HandlerOption {
+	return func(o *handlerOptions) { o.subscription = name }
+}
+
+// WithConcurrency overrides --concurrency for this handler.
+func WithConcurrency(n int) HandlerOption { return func(o *handlerOptions) { o.concurrency = n } }
+
+// WithPoisonTopic overrides the poison queue (default: PoisonTopic(in)).
+func WithPoisonTopic(t schema.Topic) HandlerOption {
+	return func(o *handlerOptions) { o.poisonTopic = &t }
+}
+
+// WithRetry overrides the in-process retry policy; MaxRetries 0 disables it.
+func WithRetry(c middleware.RetryConfig) HandlerOption {
+	return func(o *handlerOptions) { o.retry = &c }
+}
+
+// WithBackoff overrides the pause after a too-many-requests error.
+func WithBackoff(c middleware.BackoffConfig) HandlerOption {
+	return func(o *handlerOptions) { o.backoff = c }
+}
+
+// WithRateLimit caps handler calls per second with a token bucket of the given burst.
+func WithRateLimit(perSecond float64, burst int) HandlerOption {
+	return func(o *handlerOptions) { o.rateLimit, o.rateBurst = perSecond, burst }
+}
+
+// PoisonTopic returns the default poison queue of in: the same tenant and
+// namespace, the queue name with "-poison" appended, and at-least-once
+// delivery whatever the input's class.
+func PoisonTopic(in schema.Topic) schema.Topic {
+	return schema.Topic{QoS: schema.QoS1, Tenant: in.Tenant, Namespace: in.Namespace, Queue: in.Queue + "-poison"}
+}
+
+// Handle registers fn between in and out.
+func Handle[Req, Resp any](r *Router, name string, in, out schema.Topic, fn middleware.Func[Req, Resp], opts ...HandlerOption) error {
+	return r.AddHandler(name, in, &out, middleware.Handle(fn), opts...)
+}
+
+// HandleStream registers a handler that answers each input on in with any
+// number of outputs on out.
+func HandleStream[Req, Resp any](r *Router, name string, in, out schema.Topic, fn middleware.StreamFunc[Req, Resp], opts ...HandlerOption) error {
+	return r.AddHandler(name, in, &out, middleware.HandleStream(fn), opts...)
+}
+
+// Consume registers a sink on in.
+func Consume[Req any](r *Router, name string, in schema.Topic, fn middleware.SinkFunc[Req], opts ...HandlerOption) error {
+	return r.AddHandler(name, in, nil, middleware.Consume(fn), opts...)
+}
+
+// AddHandler registers an untyped watermill handler; out is nil for a sink.
+// It must be called before Run.
+func (r *Router) AddHandler(name string, in schema.Topic, out *schema.Topic, fn message.HandlerFunc, opts ...HandlerOption) error {
+	if err := in.Validate(); err != nil {
+		return fmt.Errorf("handler %q input: %w", name, err)
+	}
+	if out != nil {
+		if err := out.Validate(); err != nil {
+			return fmt.Errorf("handler %q output: %w", name, err)
+		}
+	}
+	o := handlerOptions{subscription: r.cfg.ID, concurrency: r.cfg.Concurrency}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.concurrency < 1 {
+		return fmt.Errorf("handler %q: concurrency must be at least 1, got %d", name, o.concurrency)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started {
+		return fmt.Errorf("handler %q: router is already running", name)
+	}
+	if name == "" || r.names[name] {
+		return fmt.Errorf("handler name %q is empty or already registered", name)
+	}
+	r.names[name] = true
+	r.handlers = append(r.handlers, &registration{name: name, in: in, out: out, fn: fn, opts: o, counters: &middleware.Counters{}})
+	return nil
+}
+
+// Running is closed once every handler is subscribed and taking messages.
+func (r *Router) Running() <-chan struct{} { return r.running }
+
+// Stats returns the outcome counters of each handler by name.
+func (r *Router) Stats() map[string]middleware.Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]middleware.Snapshot, len(r.handlers))
+	for _, h := range r.handlers {
+		out[h.name] = h.counters.Snapshot()
+	}
+	return out
+}
+
+// Run subscribes every handler and processes messages until ctx is
+// cancelled. It then stops taking new messages, lets the ones in flight
+// finish (publishing their outputs and acking their inputs) for at most the
+// drain timeout, and closes the subscribers. It does not close the backend.
+func (r *Router) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.started {
+		r.mu.Unlock()
+		return errors.New("router is already running")
+	}
+	r.started = true
+	handlers := append([]*registration(nil), r.handlers...)
+	r.mu.Unlock()
+	if len(handlers) == 0 {
+		return errors.New("router has no handlers")
+	}
+
+	wm, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.cfg.DrainTimeout}, r.logger)
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	publisher := keepOpenPublisher{r.backend.Publisher()}
+	var gates []*gateSubscriber
+	defer func() {
+		for _, g := range gates {
+			if err := g.closeUpstream(); err != nil {
+				r.logger.Error("Closing subscriber failed", err, nil)
+			}
+		}
+	}()
+
+	for _, h := range handlers {
+		policy := middleware.Policy{
+			Poison: middleware.PoisonConfig{
+				Publisher: publisher,
+				Topic:     r.poisonTopic(h).String(),
+				Source:    h.in.String(),
+				Handler:   h.name,
+			},
+			Retry:     h.opts.retry,
+			Backoff:   h.opts.backoff,
+			RateLimit: h.opts.rateLimit,
+			RateBurst: h.opts.rateBurst,
+			Counters:  h.counters,
+			Logger:    r.logger.With(watermill.LogFields{"handler": h.name}),
+		}
+		fn, err := middleware.Chain(h.fn, policy)
+		if err != nil {
+			return fmt.Errorf("handler %q: %w", h.name, err)
+		}
+		sub, err := r.backend.NewSubscriber(SubscribeOptions{Subscription: h.opts.subscription, Exclusive: h.in.Class.Exclusive()})
+		if err != nil {
+			return fmt.Errorf("handler %q: subscribing to %s: %w", h.name, h.in, err)
+		}
+		gate := newGateSubscriber(sub)
+		gates = append(gates, gate)
+		if init, ok := sub.(message.SubscribeInitializer); ok {
+			if err := init.SubscribeInitialize(h.in.String()); err != nil {
+				return fmt.Errorf("handler %q: initializing subscription on %s: %w", h.name, h.in, err)
+			}
+		}
+		for i := 0; i < h.opts.concurrency; i++ {
+			slot := fmt.Sprintf("%s#%d", h.name, i)
+			if h.out != nil {
+				wm.AddHandler(slot, h.in.String(), gate, h.out.String(), publisher, fn)
+			} else {
+				wm.AddConsumerHandler(slot, h.in.String(), gate, func(msg *message.Message) error {
+					_, err := fn(msg)
+					return err
+				})
+			}
+		}
+	}
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- wm.Run(ctx) }()
+	select {
+	case <-wm.Running():
+		close(r.running)
+		r.logger.Info("Router ready", watermill.LogFields{"handlers": len(handlers)})
+	case err := <-runErr:
+		if err == nil {
+			err = errors.New("router stopped before it was running")
+		}
+		return fmt.Errorf("router: %w", err)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-runErr:
+		// The router stops on its own only when every handler's subscription
+		// ended, for example when the backend closed underneath it.
+		if err != nil {
+			return fmt.Errorf("router: %w", err)
+		}
+		return errors.New("router: every subscription ended unexpectedly")
+	}
+	start := time.Now()
+	for _, g := range gates {
+		g.stopTaking()
+	}
+	closeErr := wm.Close()
+	<-runErr
+	if closeErr != nil {
+		return fmt.Errorf("router: messages still in flight after the drain timeout of %s: %w", r.cfg.DrainTimeout, closeErr)
+	}
+	r.logger.Info("Router drained", watermill.LogFields{"took": time.Since(start).String()})
+	return nil
+}
+
+func (r *Router) poisonTopic(h *registration) schema.Topic {
+	if h.opts.poisonTopic != nil {
+		return *h.opts.poisonTopic
+	}
+	return PoisonTopic(h.in)
+}
+
+// SummaryLine formats stats as one line, handlers in name order.
+func SummaryLine(stats map[string]middleware.Snapshot) string {
+	names := make([]string, 0, len(stats))
+	for n := range stats {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	s := ""
+	for i, n := range names {
+		st := stats[n]
+		if i > 0 {
+			s += "; "
+		}
+		s += fmt.Sprintf("%s: ok=%d error=%d poison=%d rate_limited=%d panics=%d retries=%d",
+			n, st.OK, st.Errors, st.Poisoned, st.RateLimited, st.Panics, st.Retries)
+	}
+	return s
+}
+
+// keepOpenPublisher hides Close from the watermill router, which closes a
+// handler's publisher when that handler stops; the backend's publisher is
+// shared and is closed by the backend.
+type keepOpenPublisher struct{ message.Publisher }
+
+func (keepOpenPublisher) Close() error { return nil }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every check `make test` promises: it installs and starts the real
+# brokers the adapter tests need (Apache Pulsar standalone and Mosquitto),
+# runs gofmt, go vet and the race-enabled tests against them, and stops the
+# brokers again, whatever the outcome.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+log() { printf '== %s %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+stop_brokers() {
+  "$root/scripts/pulsar.sh" stop || true
+  "$root/scripts/mosquitto.sh" stop || true
+}
+trap stop_brokers EXIT
+
+log "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt: these files need formatting:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+
+log "go vet"
+go vet ./...
+
+log "installing and starting brokers"
+t0=$(date +%s)
+"$root/scripts/mosquitto.sh" install
+"$root/scripts/mosquitto.sh" start
+"$root/scripts/pulsar.sh" install
+"$root/scripts/pulsar.sh" start
+eval "$("$root/scripts/pulsar.sh" env)"
+eval "$("$root/scripts/mosquitto.sh" env)"
+export SWITCHYARD_REQUIRE_BROKERS=1
+log "brokers ready after $(( $(date +%s) - t0 ))s"
+
+# Tests that restart a broker run alone, so that they do not disturb the
+# other packages' tests on the same broker.
+packages=$(go list ./...)
+for pkg in $packages; do
+  t1=$(date +%s)
+  log "go test -race $pkg"
+  go test -race -count=1 -timeout 30m "$pkg"
+  log "$pkg took $(( $(date +%s) - t1 ))s"
+done
+log "all tests passed"
