@@ -1,0 +1,198 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/switchyard-go/switchyard/middleware"
+	"github.com/switchyard-go/switchyard/mqttpubsub"
+	"github.com/switchyard-go/switchyard/mqttpubsub/embedded"
+	"github.com/switchyard-go/switchyard/schema"
+)
+
+func TestMQTTFlags(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("MQTT_PAYLOAD_MODE", "raw")
+	t.Setenv("MQTT_CLIENT_ID", "replica-2")
+	cfg, _, _ := parse(t, "--pubsub-backend", "memory", "--mqtt-tls", "--mqtt-ca-file", "/ca.pem",
+		"--mqtt-connect-timeout", "3s", "--mqtt-nack-delay", "250ms", "--mqtt-username", "u", "--mqtt-password-file", "/pw")
+	s := cfg.MQTT
+	if !s.TLS || s.CAFile != "/ca.pem" || s.ConnectTimeout != 3*time.Second || s.NackDelay != 250*time.Millisecond ||
+		s.PayloadMode != "raw" || s.ClientID != "replica-2" || s.PasswordFile != "/pw" || s.Username != "u" {
+		t.Fatalf("parsed %+v", s)
+	}
+	if got := s.brokerURL(); got != "ssl://localhost:1883" {
+		t.Fatalf("broker URL %q", got)
+	}
+	if got := (MQTTSettings{Host: "::1", Port: 1884}).brokerURL(); got != "tcp://[::1]:1884" {
+		t.Fatalf("broker URL %q", got)
+	}
+}
+
+func TestMQTTSettingsValidation(t *testing.T) {
+	clearEnv(t)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--mqtt-payload-mode", "zip"}, `--mqtt-payload-mode "zip" is not one of envelope, raw`},
+		{[]string{"--mqtt-username", "u", "--mqtt-password", "p", "--mqtt-password-file", "f"}, "mutually exclusive"},
+		{[]string{"--mqtt-password", "p"}, "needs --mqtt-username"},
+		{[]string{"--mqtt-client-id", "a/b"}, "--mqtt-client-id must not contain"},
+	}
+	for _, c := range cases {
+		_, code, out := parse(t, append([]string{"--pubsub-backend", "mqtt"}, c.args...)...)
+		if code != 2 || !strings.Contains(out, c.want) || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+			t.Errorf("%v: exit %d output %q, want one line with %q", c.args, code, out, c.want)
+		}
+	}
+}
+
+// startBroker starts an embedded broker and returns a config that reaches it.
+func startBroker(t *testing.T, users string) Config {
+	t.Helper()
+	bc := embedded.Config{Listen: "127.0.0.1:0"}
+	if users != "" {
+		bc.UsersFile = filepath.Join(t.TempDir(), "users")
+		if err := os.WriteFile(bc.UsersFile, []byte(users), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := embedded.Start(context.Background(), bc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	host, port, _ := net.SplitHostPort(b.Addr())
+	p, _ := strconv.Atoi(port)
+	cfg := Config{Backend: BackendMQTT, ID: "mqtt-test-" + watermill.NewShortUUID(), MQTT: MQTTSettings{Host: host, Port: p, ConnectTimeout: 3 * time.Second, NackDelay: 50 * time.Millisecond}}
+	cfg.SetDefaults()
+	return cfg
+}
+
+func TestMQTTBackendRunsAProcessor(t *testing.T) {
+	if mqttpubsub.EnvelopeErrorKey != middleware.InputErrorKey {
+		t.Fatalf("the MQTT adapter flags bad envelopes with %q, the poison middleware looks for %q", mqttpubsub.EnvelopeErrorKey, middleware.InputErrorKey)
+	}
+	cfg := startBroker(t, "")
+	cfg.Concurrency = 3
+	backend, err := NewBackend(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	if backend.Name() != BackendMQTT {
+		t.Fatalf("name %q", backend.Name())
+	}
+	ns := "mqtt-" + watermill.NewShortUUID()
+	in := schema.Topic{QoS: schema.QoS1, Tenant: "tg", Namespace: ns, Queue: "in"}
+	out := schema.Topic{QoS: schema.QoS1, Tenant: "tg", Namespace: ns, Queue: "out"}
+
+	reader, err := backend.NewSubscriber(SubscribeOptions{Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	results, err := reader.Subscribe(context.Background(), out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	poisonSub, err := backend.NewSubscriber(SubscribeOptions{Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer poisonSub.Close()
+	poison, err := poisonSub.Subscribe(context.Background(), PoisonTopic(in).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r, err := New(cfg, backend, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Handle(r, "upper", in, out, func(_ context.Context, a *ask) (*answer, error) {
+		return &answer{A: strings.ToUpper(a.Q)}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- r.Run(ctx) }()
+	select {
+	case <-r.Running():
+	case err := <-runErr:
+		t.Fatalf("router: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("router not running")
+	}
+
+	msg := message.NewMessage(watermill.NewUUID(), []byte(`{"q":"hello"}`))
+	msg.Metadata.Set(middleware.IDProperty, "req-1")
+	if err := backend.Publisher().Publish(in.String(), msg); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-results:
+		got.Ack()
+		if string(got.Payload) != `{"a":"HELLO"}` || got.Metadata.Get(middleware.IDProperty) != "req-1" {
+			t.Fatalf("output %q with metadata %v", got.Payload, got.Metadata)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no output")
+	}
+
+	// A payload that is not an envelope goes to the poison queue.
+	plain := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(cfg.MQTT.brokerURL()).SetClientID("plain-" + watermill.NewShortUUID()))
+	if tok := plain.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("plain connect: %v", tok.Error())
+	}
+	defer plain.Disconnect(100)
+	if tok := plain.Publish("tg/"+ns+"/in", 1, false, "garbage"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("plain publish: %v", tok.Error())
+	}
+	select {
+	case got := <-poison:
+		got.Ack()
+		if string(got.Payload) != "garbage" || !strings.Contains(got.Metadata.Get(middleware.PoisonReasonKey), "envelope") {
+			t.Fatalf("poison %q with metadata %v", got.Payload, got.Metadata)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the garbage did not reach the poison queue")
+	}
+
+	cancel()
+	if err := <-runErr; err != nil {
+		t.Fatalf("router stopped with %v", err)
+	}
+}
+
+func TestMQTTBackendWrongPassword(t *testing.T) {
+	cfg := startBroker(t, "svc:the-right-password\n")
+	cfg.MQTT.Username = "svc"
+	cfg.MQTT.Password = "a-wrong-password"
+	_, err := NewBackend(context.Background(), cfg, nil)
+	if !errors.Is(err, mqttpubsub.ErrConnect) {
+		t.Fatalf("error %v", err)
+	}
+	if msg := err.Error(); strings.Contains(msg, "wrong-password") || strings.Contains(msg, "\n") || !strings.Contains(msg, `user "svc"`) {
+		t.Fatalf("error %q", msg)
+	}
+	cfg.MQTT.Password = "the-right-password"
+	b, err := NewBackend(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Close()
+}
