@@ -87,6 +87,10 @@ func ExitCode(err error) int {
 	if errors.As(err, &u) || errors.Is(err, schema.ErrInvalidTopic) {
 		return 2
 	}
+	// urfave/cli reports missing required flags with an unexported type.
+	if strings.HasPrefix(err.Error(), "Required flag") {
+		return 2
+	}
 	return 1
 }
 
