@@ -11,13 +11,13 @@ import (
 
 // runInProcess runs both processors and the client in this process on the
 // memory backend.
-func runInProcess(ctx context.Context, opts options, log, out io.Writer) error {
+func runInProcess(ctx context.Context, opts options, log io.Writer) (result, error) {
 	cfg := router.Config{Backend: router.BackendMemory, ID: "demo", Concurrency: opts.concurrency, LogLevel: "warn"}
 	cfg.SetDefaults()
 	wmLog := router.WatermillLogger(router.NewLogger(log, cfg.LogLevel))
 	backend, err := router.NewBackend(ctx, cfg, wmLog)
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	defer backend.Close()
 
@@ -38,16 +38,16 @@ func runInProcess(ctx context.Context, opts options, log, out io.Writer) error {
 		pcfg.ID = fmt.Sprintf("demo-processor-%d", i)
 		r, err := router.New(pcfg, backend, wmLog)
 		if err != nil {
-			return err
+			return result{}, err
 		}
 		if err := setup(r); err != nil {
-			return err
+			return result{}, err
 		}
 		go func() { errs <- r.Run(runCtx) }()
 		select {
 		case <-r.Running():
 		case err := <-errs:
-			return fmt.Errorf("processor did not start: %w", err)
+			return result{}, fmt.Errorf("processor did not start: %w", err)
 		}
 	}
 	fmt.Fprintf(log, "demo: prompt-template and echo-llm running in process on the memory backend\n")
@@ -59,9 +59,5 @@ func runInProcess(ctx context.Context, opts options, log, out io.Writer) error {
 			err = rerr
 		}
 	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(out, res)
-	return nil
+	return res, err
 }

@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		},
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "requests", Aliases: []string{"n"}, Value: 1000, Usage: "how many requests to send", Destination: &opts.requests},
-			&cli.StringFlag{Name: "mode", Value: modeInProcess, Usage: "inprocess (memory backend, one process) or processes (embedded MQTT broker, one process per processor)", Destination: &opts.mode},
+			&cli.StringFlag{Name: "mode", Value: modeProcesses, Usage: "inprocess (memory backend, one process) or processes (embedded MQTT broker, one process per processor)", Destination: &opts.mode},
 			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "how long to wait for all replies", Destination: &opts.timeout},
 			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "messages each processor handles at once", Destination: &opts.concurrency},
 			&cli.StringFlag{Name: "bin", Usage: "directory with the built binaries (processes mode); built with go build when empty", Destination: &opts.binDir},
@@ -52,14 +52,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if opts.requests < 1 {
 				return router.Usagef("--requests must be at least 1, got %d", opts.requests)
 			}
+			var res result
+			var err error
 			switch opts.mode {
 			case modeInProcess:
-				return runInProcess(c.Context, opts, stderr, stdout)
+				res, err = runInProcess(c.Context, opts, stderr)
 			case modeProcesses:
-				return runProcesses(c.Context, opts, stderr, stdout)
+				res, err = runProcesses(c.Context, opts, stderr)
 			default:
 				return router.Usagef("--mode %q must be %s or %s", opts.mode, modeInProcess, modeProcesses)
 			}
+			if err != nil {
+				return err
+			}
+			// Printed last, after every process was stopped.
+			fmt.Fprintln(stdout, res)
+			return nil
 		},
 	}
 	if err := app.RunContext(ctx, args); err != nil {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,12 +22,12 @@ import (
 // runProcesses starts the embedded MQTT broker and each example processor as
 // its own process, runs the client here, and stops every process it started,
 // whatever happens.
-func runProcesses(ctx context.Context, opts options, log, out io.Writer) error {
+func runProcesses(ctx context.Context, opts options, log io.Writer) (result, error) {
 	binDir := opts.binDir
 	if binDir == "" {
 		dir, err := os.MkdirTemp("", "switchyard-demo-")
 		if err != nil {
-			return err
+			return result{}, err
 		}
 		defer os.RemoveAll(dir)
 		fmt.Fprintf(log, "demo: building switchyard, prompt-template and echo-llm\n")
@@ -36,13 +37,13 @@ func runProcesses(ctx context.Context, opts options, log, out io.Writer) error {
 			"github.com/switchyard-go/switchyard/examples/prompt-template")
 		build.Stdout, build.Stderr = log, log
 		if err := build.Run(); err != nil {
-			return fmt.Errorf("building the demo binaries: %w", err)
+			return result{}, fmt.Errorf("building the demo binaries: %w", err)
 		}
 		binDir = dir
 	}
 	port, err := freePort()
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	var procs []*child
@@ -54,7 +55,7 @@ func runProcesses(ctx context.Context, opts options, log, out io.Writer) error {
 
 	broker, err := startChild(ctx, filepath.Join(binDir, "switchyard"), "broker: listening", log, "broker", "--listen", addr)
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	procs = append(procs, broker)
 	backendFlags := []string{"--pubsub-backend", "mqtt", "--mqtt-host", "127.0.0.1", "--mqtt-port", strconv.Itoa(port)}
@@ -66,7 +67,7 @@ func runProcesses(ctx context.Context, opts options, log, out io.Writer) error {
 		args := append([]string{"--input", p.in, "--output", p.out, "--concurrency", conc, "--log-level", "info"}, backendFlags...)
 		c, err := startChild(ctx, filepath.Join(binDir, p.name), "msg=ready", log, args...)
 		if err != nil {
-			return err
+			return result{}, err
 		}
 		procs = append(procs, c)
 	}
@@ -77,15 +78,10 @@ func runProcesses(ctx context.Context, opts options, log, out io.Writer) error {
 	cfg.MQTT.Host, cfg.MQTT.Port = "127.0.0.1", port
 	backend, err := router.NewBackend(ctx, cfg, router.WatermillLogger(router.NewLogger(log, cfg.LogLevel)))
 	if err != nil {
-		return fmt.Errorf("connecting the demo client: %w", err)
+		return result{}, fmt.Errorf("connecting the demo client: %w", err)
 	}
 	defer backend.Close()
-	res, err := exchange(ctx, backend, opts.requests, opts.timeout, log)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(out, res)
-	return nil
+	return exchange(ctx, backend, opts.requests, opts.timeout, log)
 }
 
 func freePort() (int, error) {
@@ -110,19 +106,25 @@ type child struct {
 func startChild(ctx context.Context, bin, ready string, log io.Writer, args ...string) (*child, error) {
 	name := filepath.Base(bin)
 	cmd := exec.Command(bin, args...)
+	c := &child{name: name, cmd: cmd, done: make(chan error, 1)}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
+	// Watch stdout and stderr together: the broker reports readiness on
+	// stdout, the processors log on stderr.
+	output, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	c := &child{name: name, cmd: cmd, done: make(chan error, 1)}
+	go func() {
+		err := cmd.Wait()
+		pw.Close()
+		c.done <- err
+	}()
 	readyC := make(chan struct{})
+	var mu sync.Mutex
 	var last []string
 	go func() {
-		sc := bufio.NewScanner(stderr)
+		sc := bufio.NewScanner(output)
 		seen := false
 		for sc.Scan() {
 			line := sc.Text()
@@ -132,18 +134,21 @@ func startChild(ctx context.Context, bin, ready string, log io.Writer, args ...s
 				continue
 			}
 			if !seen {
+				mu.Lock()
 				last = append(last, line)
+				mu.Unlock()
 			} else if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
 				fmt.Fprintf(log, "%s: %s\n", name, line)
 			}
 		}
-		c.done <- cmd.Wait()
 	}()
 	select {
 	case <-readyC:
 		return c, nil
 	case err := <-c.done:
 		c.done <- err
+		mu.Lock()
+		defer mu.Unlock()
 		return nil, fmt.Errorf("%s exited before it was ready (%v): %s", name, err, strings.Join(last, " | "))
 	case <-time.After(30 * time.Second):
 		c.stop(log)
