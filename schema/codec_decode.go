@@ -371,25 +371,26 @@ func (d *decoder) slice(p unsafe.Pointer, c *codec) error {
 	return nil
 }
 
-func (d *decoder) strings(p unsafe.Pointer) error {
-	out := make([]string, 0, 4)
+// fastSlice decodes the elements of a JSON array whose '[' was consumed
+// into *(*[]T)(p), calling elem for each; a null element is T's zero value
+// where nullable is true. It serves the element types common enough to skip
+// the reflective path.
+func fastSlice[T any](d *decoder, p unsafe.Pointer, capacity int, nullable bool, elem func() (T, error)) error {
+	out := make([]T, 0, capacity)
 	for {
 		d.skipWS()
-		switch {
-		case d.pos < len(d.data) && d.data[d.pos] == '"':
-			s, err := d.str()
-			if err != nil {
-				return withIndex(err, len(out))
-			}
-			out = append(out, string(s))
-		case d.pos < len(d.data) && d.data[d.pos] == 'n':
+		var v T
+		if nullable && d.pos < len(d.data) && d.data[d.pos] == 'n' {
 			if err := d.literal("null"); err != nil {
 				return withIndex(err, len(out))
 			}
-			out = append(out, "")
-		default:
-			return withIndex(d.mismatch("string"), len(out))
+		} else {
+			var err error
+			if v, err = elem(); err != nil {
+				return withIndex(err, len(out))
+			}
 		}
+		out = append(out, v)
 		more, err := d.next(']')
 		if err != nil {
 			return err
@@ -399,87 +400,30 @@ func (d *decoder) strings(p unsafe.Pointer) error {
 		}
 	}
 	d.depth--
-	*(*[]string)(p) = out
+	*(*[]T)(p) = out
 	return nil
+}
+
+func (d *decoder) strings(p unsafe.Pointer) error {
+	return fastSlice(d, p, 4, true, func() (string, error) {
+		if d.pos < len(d.data) && d.data[d.pos] == '"' {
+			s, err := d.str()
+			return string(s), err
+		}
+		return "", d.mismatch("string")
+	})
 }
 
 func (d *decoder) float64s(p unsafe.Pointer) error {
-	out := make([]float64, 0, 8)
-	for {
-		d.skipWS()
-		var f float64
-		if d.pos < len(d.data) && d.data[d.pos] == 'n' {
-			if err := d.literal("null"); err != nil {
-				return withIndex(err, len(out))
-			}
-		} else {
-			var err error
-			if f, err = d.floatValue(64); err != nil {
-				return withIndex(err, len(out))
-			}
-		}
-		out = append(out, f)
-		more, err := d.next(']')
-		if err != nil {
-			return err
-		}
-		if !more {
-			break
-		}
-	}
-	d.depth--
-	*(*[]float64)(p) = out
-	return nil
+	return fastSlice(d, p, 8, true, func() (float64, error) { return d.floatValue(64) })
 }
 
 func (d *decoder) int64s(p unsafe.Pointer) error {
-	out := make([]int64, 0, 8)
-	for {
-		d.skipWS()
-		var v int64
-		if d.pos < len(d.data) && d.data[d.pos] == 'n' {
-			if err := d.literal("null"); err != nil {
-				return withIndex(err, len(out))
-			}
-		} else {
-			var err error
-			if v, err = d.intValue(64); err != nil {
-				return withIndex(err, len(out))
-			}
-		}
-		out = append(out, v)
-		more, err := d.next(']')
-		if err != nil {
-			return err
-		}
-		if !more {
-			break
-		}
-	}
-	d.depth--
-	*(*[]int64)(p) = out
-	return nil
+	return fastSlice(d, p, 8, true, func() (int64, error) { return d.intValue(64) })
 }
 
 func (d *decoder) anys(p unsafe.Pointer) error {
-	out := make([]any, 0, 4)
-	for {
-		v, err := d.anyValue()
-		if err != nil {
-			return withIndex(err, len(out))
-		}
-		out = append(out, v)
-		more, err := d.next(']')
-		if err != nil {
-			return err
-		}
-		if !more {
-			break
-		}
-	}
-	d.depth--
-	*(*[]any)(p) = out
-	return nil
+	return fastSlice(d, p, 4, false, d.anyValue)
 }
 
 // mapValue decodes a JSON object into map p of plan c.
