@@ -8,6 +8,7 @@
 //	SWITCHYARD_PULSAR_URL          e.g. pulsar://127.0.0.1:6650
 //	SWITCHYARD_PULSAR_ADMIN_URL    e.g. http://127.0.0.1:8080
 //	SWITCHYARD_PULSAR_RESTART      shell command that restarts the Pulsar broker
+//	SWITCHYARD_PULSAR_TOKEN        a token the broker accepts (it also lets tokenless clients in)
 //	SWITCHYARD_MQTT_ADDR           host:port of the anonymous Mosquitto listener
 //	SWITCHYARD_MQTT_AUTH_ADDR      host:port of the password Mosquitto listener
 //	SWITCHYARD_MQTT_USER, SWITCHYARD_MQTT_PASSWORD   credentials for that listener
