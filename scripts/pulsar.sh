@@ -5,8 +5,8 @@
 # the package openjdk-17-jre-headless with apt-get when there is none.
 #
 #   scripts/pulsar.sh install   download (once, cached) and unpack the Pulsar distribution
-#   scripts/pulsar.sh start     start the broker in the background and wait until it is healthy
-#   scripts/pulsar.sh stop      stop it (its data is kept)
+#   scripts/pulsar.sh start     start the broker on fresh data in the background and wait until it is healthy
+#   scripts/pulsar.sh stop      stop it (its data is kept for restart)
 #   scripts/pulsar.sh restart   stop, then start again with the same data
 #   scripts/pulsar.sh status    exit 0 when the broker answers its health check, 3 otherwise
 #   scripts/pulsar.sh env       print the shell exports the tests read
@@ -20,6 +20,11 @@
 # and unpacked beside it; the configuration, data, logs, pid file, secret key
 # and token live in the run directory SWITCHYARD_PULSAR_DIR (default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/pulsar).
+#
+# A cold start wipes the data of any earlier run: a standalone broker that was
+# killed leaves its bookie registered in the metadata store, and the next
+# broker on that data spins re-registering it and refuses to create ledgers.
+# restart keeps the data, unless the stop had to kill the broker.
 #
 # Tunables (environment): SWITCHYARD_PULSAR_VERSION (default 4.0.8),
 # SWITCHYARD_PULSAR_START_TIMEOUT (seconds, default 180),
@@ -272,6 +277,11 @@ cmd_start() {
       fi
     done
   fi
+  if [ -z "${pid:-}" ] && { [ "${keep_data:-no}" != yes ] || [ -e "$run_dir/unclean" ]; }; then
+    echo "pulsar: starting on fresh data"
+    rm -rf "$run_dir/data" "$run_dir/unclean"
+    : >"$log_file"
+  fi
   if [ -z "${pid:-}" ]; then
     write_config
     make_token
@@ -325,6 +335,7 @@ cmd_stop() {
       kill -KILL "$pid" 2>/dev/null || true
       sleep 1
       rm -f "$pid_file"
+      touch "$run_dir/unclean"
       echo "pulsar: did not stop within ${stop_timeout}s and was killed (pid $pid)" >&2
       return 0
     fi
@@ -366,7 +377,7 @@ start) cmd_start ;;
 stop) cmd_stop ;;
 restart)
   cmd_stop
-  cmd_start
+  keep_data=yes cmd_start
   ;;
 status) cmd_status ;;
 env) cmd_env ;;

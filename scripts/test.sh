@@ -9,11 +9,23 @@ root=$(pwd)
 
 log() { printf '== %s %s\n' "$(date +%H:%M:%S)" "$*"; }
 
+# Stop only the brokers this run started: a developer's running brokers
+# stay up.
+started=()
 stop_brokers() {
-  "$root/scripts/pulsar.sh" stop || true
-  "$root/scripts/mosquitto.sh" stop || true
+  for b in "${started[@]}"; do
+    "$root/scripts/$b.sh" stop || true
+  done
 }
 trap stop_brokers EXIT
+
+start_broker() {
+  "$root/scripts/$1.sh" install
+  if ! "$root/scripts/$1.sh" status >/dev/null 2>&1; then
+    started+=("$1")
+    "$root/scripts/$1.sh" start
+  fi
+}
 
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
@@ -28,10 +40,8 @@ go vet ./...
 
 log "installing and starting brokers"
 t0=$(date +%s)
-"$root/scripts/mosquitto.sh" install
-"$root/scripts/mosquitto.sh" start
-"$root/scripts/pulsar.sh" install
-"$root/scripts/pulsar.sh" start
+start_broker mosquitto
+start_broker pulsar
 eval "$("$root/scripts/pulsar.sh" env)"
 eval "$("$root/scripts/mosquitto.sh" env)"
 export SWITCHYARD_REQUIRE_BROKERS=1
