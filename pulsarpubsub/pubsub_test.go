@@ -682,3 +682,32 @@ func TestBadTopicName(t *testing.T) {
 		}
 	}
 }
+
+// Every message of a non-persistent topic carries the same message id, so
+// the client would drop messages that arrive while an ack for that id is
+// still grouped. Published one at a time and acked as they come, all of
+// them must arrive.
+func TestNonPersistentBurstArrivesWhole(t *testing.T) {
+	t.Parallel()
+	pub := newPublisher(t, pulsarpubsub.PublisherConfig{})
+	sub := newSubscriber(t, pulsarpubsub.SubscriberConfig{})
+	queue := uniqueQueue("q0")
+	ch := subscribe(t, sub, queue)
+	const n = 40
+	sent := newMessages(n, "burst")
+	go func() {
+		for _, m := range sent {
+			if err := pub.Publish(queue, m); err != nil {
+				t.Errorf("publish: %v", err)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	got := map[string]bool{}
+	for len(got) < n {
+		msg := receive(t, ch, wait)
+		msg.Ack()
+		got[msg.UUID] = true
+	}
+}

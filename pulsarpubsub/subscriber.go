@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -224,6 +225,13 @@ func (s *Subscriber) consumerOptions(topic string) (pulsar.ConsumerOptions, erro
 
 		EnableBatchIndexAcknowledgment: c.EnableBatchIndexAcknowledgment,
 		BackOffPolicyFunc:              newBackoffFunc(c.ReconnectMaxBackoff),
+	}
+	if strings.HasPrefix(topic, "non-persistent://") {
+		// Pulsar gives every message of a non-persistent topic the same
+		// id. The client drops a received message whose id has an ack
+		// still waiting in its ack group as a duplicate, so grouped acks
+		// would silently lose most messages; ack each one at once.
+		opts.AckGroupingOptions = &pulsar.AckGroupingOptions{MaxSize: 1}
 	}
 	if c.InitialPosition == Earliest {
 		opts.SubscriptionInitialPosition = pulsar.SubscriptionPositionEarliest
