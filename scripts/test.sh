@@ -42,6 +42,8 @@ log "installing and starting brokers"
 t0=$(date +%s)
 start_broker mosquitto
 start_broker pulsar
+log "preparing the TrustGraph Python environment"
+"$root/scripts/python-env.sh" >/dev/null
 eval "$("$root/scripts/pulsar.sh" env)"
 eval "$("$root/scripts/mosquitto.sh" env)"
 export SWITCHYARD_REQUIRE_BROKERS=1
@@ -49,11 +51,24 @@ log "brokers ready after $(( $(date +%s) - t0 ))s"
 
 # Tests that restart a broker run alone, so that they do not disturb the
 # other packages' tests on the same broker.
+# Every package runs even after a failure, so one run shows every problem.
 packages=$(go list ./...)
+failed=()
+passed=0
 for pkg in $packages; do
   t1=$(date +%s)
   log "go test -race $pkg"
-  go test -race -count=1 -timeout 30m "$pkg"
+  if go test -race -count=1 -timeout 30m "$pkg"; then
+    passed=$((passed + 1))
+  else
+    failed+=("$pkg")
+  fi
   log "$pkg took $(( $(date +%s) - t1 ))s"
 done
+if [ "${#failed[@]}" -gt 0 ]; then
+  log "failed packages:"
+  printf '  %s\n' "${failed[@]}"
+  echo "packages: $passed passed, ${#failed[@]} failed"
+  exit 1
+fi
 log "all tests passed"

@@ -1,0 +1,21 @@
+// Package interop holds the live interoperability tests between switchyard
+// processors and TrustGraph's own Python code on a real Pulsar broker.
+//
+// The Python side is peer.py, run with the interpreter that
+// scripts/python-env.sh prints (trustgraph-base and pulsar-client at pinned
+// versions). It talks to the broker only through TrustGraph's own Pulsar
+// backend, producer, consumer and wire serialization, so the tests show that
+// a Go processor and a Python TrustGraph processor understand each other
+// byte for byte:
+//
+//   - TrustGraph's producer sends TextCompletionRequest messages, each with
+//     an `id` property, to the Go example processor echo-llm; TrustGraph's
+//     consumer decodes every reply and checks its fields and its `id`.
+//   - Go publishes Triples through the router's Pulsar backend on a flow
+//     queue; TrustGraph's consumer decodes them and compares them with the
+//     values it expects.
+//
+// The tests need SWITCHYARD_PULSAR_URL (set by `make test`, or by
+// `eval "$(scripts/pulsar.sh env)"` after `scripts/pulsar.sh start`); without
+// it they are skipped, and under `make test` they fail.
+package interop
