@@ -29,9 +29,9 @@ func encodeValue(dst []byte, p unsafe.Pointer, c *codec, depth int) ([]byte, err
 		return strconv.AppendUint(dst, loadUint(p, c.bits), 10), nil
 	case kFloat:
 		if c.bits == 32 {
-			return appendFloat(dst, float64(*(*float32)(p)), 32), nil
+			return appendTypedFloat(dst, float64(*(*float32)(p)), 32), nil
 		}
-		return appendFloat(dst, *(*float64)(p), 64), nil
+		return appendTypedFloat(dst, *(*float64)(p), 64), nil
 	case kBytes:
 		return appendBytes(dst, *(*[]byte)(p))
 	case kRaw:
@@ -124,7 +124,7 @@ func encodeSlice(dst []byte, p unsafe.Pointer, c *codec, depth int) ([]byte, err
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendFloat(dst, f, 64)
+			dst = appendTypedFloat(dst, f, 64)
 		}
 		return append(dst, ']'), nil
 	case fastInt64s:
@@ -309,6 +309,22 @@ func encodeAny(dst []byte, v any, depth int) ([]byte, error) {
 	nv := reflect.New(t)
 	nv.Elem().Set(reflect.ValueOf(v))
 	return encodeValue(dst, nv.UnsafePointer(), c, depth)
+}
+
+// appendTypedFloat appends the value of a float field. A whole number gets a
+// ".0", as Python writes it (1.0, -0.0), so that Python reads a float back,
+// not an int, and keeps the sign of zero. Untyped values (any) keep the
+// plain form, since a number there may have been an integer.
+func appendTypedFloat(dst []byte, f float64, bits int) []byte {
+	start := len(dst)
+	dst = appendFloat(dst, f, bits)
+	for _, c := range dst[start:] {
+		switch c {
+		case '.', 'e', 'N', 'I':
+			return dst
+		}
+	}
+	return append(dst, ".0"...)
 }
 
 // appendFloat appends f as Python's json reads it back: the shortest text

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -125,7 +126,7 @@ func TestMarshalOmitsNilPointersAndWritesEverythingElse(t *testing.T) {
 			S: ctPtr(""), I: ctPtr(int64(0)), B: ctPtr(false), F: ctPtr(0.0),
 			L: ctPtr([]string{}), M: &empty, T: &Term{}, Raw: ctPtr(json.RawMessage(`{}`)),
 			List: nil, Map: nil,
-		}, `{"s":"","i":0,"b":false,"f":0,"l":[],"m":{},"t":{"type":"","iri":"","id":"","value":"","datatype":"","language":""},"raw":{},"list":[],"map":{}}`},
+		}, `{"s":"","i":0,"b":false,"f":0.0,"l":[],"m":{},"t":{"type":"","iri":"","id":"","value":"","datatype":"","language":""},"raw":{},"list":[],"map":{}}`},
 		{"pointer to nil slice is an empty list", &ctOptional{L: new([]string), M: new(map[string]any)},
 			`{"l":[],"m":{},"list":[],"map":{}}`},
 		{"request with default operation", &TextCompletionRequest{Operation: "completion", Prompt: "hi"},
@@ -139,7 +140,7 @@ func TestMarshalOmitsNilPointersAndWritesEverythingElse(t *testing.T) {
 		{"embedded fields are flattened", &ctEmbedded{Metadata: Metadata{ID: "m"}, Extra: "e", Skip: "s", NoTag: 4, priv: 1},
 			`{"id":"m","root":"","collection":"","extra":"e","NoTag":4}`},
 		{"nil pointer with a default is written as null", &ctDefaults{},
-			`{"flag":false,"batch_size":0,"collection":"","schema_version":0,"ratio":0,"count":0,"data":"","response":null,"plain":""}`},
+			`{"flag":false,"batch_size":0,"collection":"","schema_version":0,"ratio":0.0,"count":0,"data":"","response":null,"plain":""}`},
 		{"nil pointer", (*Term)(nil), `null`},
 		{"nil", nil, `null`},
 		{"non-pointer struct", Error{Type: "t", Message: "m"}, `{"type":"t","message":"m"}`},
@@ -708,7 +709,7 @@ func TestRawMessageAndAny(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"f":0,"g":0,"h":0,"f32":0,"l":[],"a":{"b":"é","e":{"type":"x","message":""},"i":-3,"m":{"k":"v"},"nil":null,` +
+	want := `{"f":0.0,"g":0.0,"h":0.0,"f32":0.0,"l":[],"a":{"b":"é","e":{"type":"x","message":""},"i":-3,"m":{"k":"v"},"nil":null,` +
 		`"t":{"type":"l","iri":"","id":"","value":"v","datatype":"","language":""},"u":4}}`
 	if string(out) != want {
 		t.Errorf("got  %s\nwant %s", out, want)
@@ -740,7 +741,7 @@ func TestMatchesEncodingJSON(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := strings.TrimSuffix(buf.String(), "\n")
-		if string(got) != want {
+		if !sameNumbersJSON(t, got, []byte(want)) {
 			t.Errorf("case %d:\ngot  %s\nwant %s", i, got, want)
 		}
 	}
@@ -754,8 +755,76 @@ func TestMatchesEncodingJSON(t *testing.T) {
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
 		_ = enc.Encode(&v)
-		if want := strings.TrimSuffix(buf.String(), "\n"); string(got) != want {
+		if want := strings.TrimSuffix(buf.String(), "\n"); !sameNumbersJSON(t, got, []byte(want)) {
 			t.Errorf("float %v:\ngot  %s\nwant %s", f, got, want)
+		}
+	}
+}
+
+// sameNumbersJSON reports whether a and b hold the same JSON: the same text once
+// every number is replaced by its float64 value, so 1.0 and 1 are equal but
+// -0.0 and 0 are not.
+func sameNumbersJSON(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	norm := func(data []byte) string {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			t.Fatalf("not JSON: %s: %v", data, err)
+		}
+		var walk func(any) any
+		walk = func(v any) any {
+			switch x := v.(type) {
+			case json.Number:
+				f, err := x.Float64()
+				if err != nil {
+					t.Fatalf("number %s: %v", x, err)
+				}
+				return fmt.Sprintf("num(%v,%v)", f, math.Signbit(f))
+			case []any:
+				for i := range x {
+					x[i] = walk(x[i])
+				}
+			case map[string]any:
+				for k := range x {
+					x[k] = walk(x[k])
+				}
+			}
+			return v
+		}
+		out, _ := json.Marshal(walk(v))
+		return string(out)
+	}
+	return norm(a) == norm(b)
+}
+
+// Float fields are written as Python writes floats: a whole number keeps
+// ".0", so Python reads a float (and the sign of zero) back; untyped values
+// keep their plain form, since they may have been integers.
+func TestTypedFloatsKeepTheirFraction(t *testing.T) {
+	type f struct {
+		F  float64            `json:"f"`
+		L  []float64          `json:"l"`
+		A  any                `json:"a"`
+		MF map[string]float64 `json:"mf"`
+	}
+	cases := []struct {
+		in   f
+		want string
+	}{
+		{f{F: 1, L: []float64{2, -0.5}, A: 3.0, MF: map[string]float64{"k": 4}}, `{"f":1.0,"l":[2.0,-0.5],"a":3,"mf":{"k":4.0}}`},
+		{f{F: math.Copysign(0, -1)}, `{"f":-0.0,"l":[],"a":null,"mf":{}}`},
+		{f{F: 1e21, L: []float64{1e20, 0.1}}, `{"f":1e+21,"l":[100000000000000000000.0,0.1],"a":null,"mf":{}}`},
+		{f{F: math.NaN(), L: []float64{math.Inf(1), math.Inf(-1)}}, `{"f":NaN,"l":[Infinity,-Infinity],"a":null,"mf":{}}`},
+	}
+	for _, c := range cases {
+		got, err := Marshal(&c.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != c.want {
+			t.Errorf("got  %s\nwant %s", got, c.want)
 		}
 	}
 }
