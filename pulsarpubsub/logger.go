@@ -13,7 +13,7 @@ import (
 // clientLogger passes the Pulsar client library's log lines to a watermill
 // logger, one level quieter: the library logs every producer and consumer it
 // creates at info level, which is debug detail for an application. Its debug
-// lines become trace, info becomes debug, warnings become info (marked
+// lines are dropped, info becomes debug, warnings become info (marked
 // "pulsar_level": "warn") and errors stay errors.
 //
 // It also remembers the last connection failure (the library logs the
@@ -55,8 +55,10 @@ func (l *clientLogger) WithError(err error) log.Entry {
 	return l.with(log.Fields{"error": err})
 }
 
-// Debug logs at trace level.
-func (l *clientLogger) Debug(args ...interface{}) { l.logger.Trace(fmt.Sprint(args...), l.fields) }
+// Debug drops the line. The library's debug lines describe every command
+// and every message sent, payload included; formatting them costs more than
+// sending the message, so they are not passed on at any level.
+func (l *clientLogger) Debug(...interface{}) {}
 
 // Info logs at debug level.
 func (l *clientLogger) Info(args ...interface{}) { l.logger.Debug(fmt.Sprint(args...), l.fields) }
@@ -67,10 +69,8 @@ func (l *clientLogger) Warn(args ...interface{}) { l.warn(fmt.Sprint(args...)) }
 // Error logs at error level.
 func (l *clientLogger) Error(args ...interface{}) { l.error(fmt.Sprint(args...)) }
 
-// Debugf logs at trace level.
-func (l *clientLogger) Debugf(format string, args ...interface{}) {
-	l.logger.Trace(fmt.Sprintf(format, args...), l.fields)
-}
+// Debugf drops the line, like Debug.
+func (l *clientLogger) Debugf(string, ...interface{}) {}
 
 // Infof logs at debug level.
 func (l *clientLogger) Infof(format string, args ...interface{}) {
@@ -95,6 +95,13 @@ func (l *clientLogger) warn(msg string) {
 
 func (l *clientLogger) error(msg string) {
 	l.diag.record(msg, l.fields)
+	if strings.Contains(msg, "closing or closed consumer") {
+		// The library reports nacks and acks that race with a consumer
+		// being closed; the messages concerned are redelivered, so this
+		// is expected during shutdown and not an operator's concern.
+		l.logger.Debug(msg, l.fields)
+		return
+	}
 	var err error
 	fields := l.fields
 	if e, ok := fields["error"].(error); ok {

@@ -266,7 +266,12 @@ func TestClientLoggerAndDiagnosis(t *testing.T) {
 	conn := l.SubLogger(map[string]interface{}{"remote_addr": "pulsar://h:1"})
 	conn.WithError(errors.New("dial tcp h:1: connect: connection refused")).Warn("Failed to connect to broker.")
 	l.WithField("topic", "t").Error("Failed to create producer")
-	want := []string{"DEBUG Created producer", "TRACE lookup x", "INFO Failed to connect to broker.", "ERROR Failed to create producer"}
+	l.Error("Failed to redeliver closing or closed consumer")
+	want := []string{"DEBUG Created producer", "INFO Failed to connect to broker.", "ERROR Failed to create producer",
+		"DEBUG Failed to redeliver closing or closed consumer"}
+	if len(rec.lines) != len(want) {
+		t.Fatalf("logged %d lines, want %d (debug lines dropped): %q", len(rec.lines), len(want), rec.lines)
+	}
 	for i, w := range want {
 		if !strings.HasPrefix(rec.lines[i], w) {
 			t.Errorf("line %d = %q, want %q…", i, rec.lines[i], w)

@@ -3,11 +3,13 @@ package router
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/urfave/cli/v2"
 
 	"github.com/switchyard-go/switchyard/schema"
@@ -169,5 +171,28 @@ func TestProcessorRunsUntilCancelledAndExitsZero(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "msg=ready") || !strings.Contains(stderr.String(), "h: ok=0") {
 		t.Fatalf("log lacks the ready line or the summary:\n%s", stderr.String())
+	}
+}
+
+func TestWatermillLoggerLevels(t *testing.T) {
+	var buf bytes.Buffer
+	l := WatermillLogger(NewLogger(&buf, "info")).With(watermill.LogFields{"handler": "h"})
+	l.Trace("trace line", nil)
+	l.Debug("debug line", nil)
+	l.Info("watermill info line", nil)
+	l.Error("error line", errors.New("boom"), watermill.LogFields{"k": "v"})
+	out := buf.String()
+	if strings.Contains(out, "trace line") || strings.Contains(out, "debug line") || strings.Contains(out, "watermill info line") {
+		t.Fatalf("lines below info were logged:\n%s", out)
+	}
+	if !strings.Contains(out, "error line") || !strings.Contains(out, "handler=h") || !strings.Contains(out, "k=v") {
+		t.Fatalf("error line missing or without its fields:\n%s", out)
+	}
+	buf.Reset()
+	l = WatermillLogger(NewLogger(&buf, "debug"))
+	l.Info("watermill info line", nil)
+	l.Trace("trace line", nil)
+	if !strings.Contains(buf.String(), "level=DEBUG msg=\"watermill info line\"") || strings.Contains(buf.String(), "trace line") {
+		t.Fatalf("at debug: %s", buf.String())
 	}
 }
