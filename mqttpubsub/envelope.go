@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -31,13 +32,6 @@ const (
 // ErrNotEnvelope is wrapped by every envelope decoding error.
 var ErrNotEnvelope = errors.New("not a switchyard MQTT envelope")
 
-type envelopeHead struct {
-	Version  int               `json:"switchyard"`
-	UUID     string            `json:"uuid"`
-	Metadata map[string]string `json:"metadata,omitempty"`
-	Encoding string            `json:"encoding,omitempty"`
-}
-
 type envelopeIn struct {
 	Version  *int              `json:"switchyard"`
 	UUID     *string           `json:"uuid"`
@@ -51,39 +45,95 @@ type envelopeIn struct {
 // for byte; anything else is a string with an encoding.
 func marshalEnvelope(msg *message.Message) ([]byte, error) {
 	p := msg.Payload
-	head := envelopeHead{Version: envelopeVersion, UUID: msg.UUID}
-	if len(msg.Metadata) > 0 {
-		head.Metadata = msg.Metadata
-	}
+	encoding := ""
 	var value []byte
 	switch {
 	case embeddable(p):
 		value = p
 	case utf8.Valid(p):
-		head.Encoding = encodingText
-		s, err := json.Marshal(string(p))
-		if err != nil {
-			return nil, fmt.Errorf("encoding payload: %w", err)
-		}
-		value = s
+		encoding = encodingText
+		value = appendJSONString(make([]byte, 0, len(p)+2), string(p))
 	default:
-		head.Encoding = encodingBase64
+		encoding = encodingBase64
 		value = make([]byte, 0, base64.StdEncoding.EncodedLen(len(p))+2)
 		value = append(value, '"')
 		value = base64.StdEncoding.AppendEncode(value, p)
 		value = append(value, '"')
 	}
-	h, err := json.Marshal(head)
-	if err != nil {
-		return nil, fmt.Errorf("encoding metadata: %w", err)
+	// Written by hand rather than with encoding/json: this runs for every
+	// message published and the reflective encoder cost several times more
+	// than the rest of the envelope.
+	out := make([]byte, 0, len(value)+len(msg.UUID)+64+32*len(msg.Metadata))
+	out = append(out, `{"switchyard":`...)
+	out = strconv.AppendInt(out, envelopeVersion, 10)
+	out = append(out, `,"uuid":`...)
+	out = appendJSONString(out, msg.UUID)
+	if len(msg.Metadata) > 0 {
+		out = append(out, `,"metadata":{`...)
+		first := true
+		for k, v := range msg.Metadata {
+			if !first {
+				out = append(out, ',')
+			}
+			first = false
+			out = appendJSONString(out, k)
+			out = append(out, ':')
+			out = appendJSONString(out, v)
+		}
+		out = append(out, '}')
 	}
-	// h ends with '}': splice the payload in as the last key.
-	out := make([]byte, 0, len(h)+len(value)+12)
-	out = append(out, h[:len(h)-1]...)
+	if encoding != "" {
+		out = append(out, `,"encoding":"`...)
+		out = append(out, encoding...)
+		out = append(out, '"')
+	}
 	out = append(out, `,"payload":`...)
 	out = append(out, value...)
-	out = append(out, '}')
-	return out, nil
+	return append(out, '}'), nil
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// as encoding/json writes it.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\\ufffd"...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
 
 // embeddable reports whether p can be embedded as a JSON value and read back

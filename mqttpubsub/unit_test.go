@@ -2,6 +2,7 @@ package mqttpubsub
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -222,6 +223,30 @@ func TestSubscriberConfigValidation(t *testing.T) {
 		c.cfg.setDefaults()
 		if err := c.cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
+		}
+	}
+}
+
+func TestEnvelopeEscapesMetadataLikeEncodingJSON(t *testing.T) {
+	values := []string{"", "plain", `quo"te`, `back\slash`, "tab\tnew\nline\r", "\x00\x01\x1f", "naïve ✓ 😀", "bad\xffutf8", "</script>&"}
+	for _, v := range values {
+		msg := message.NewMessage("uuid-"+v, []byte(`{"a":1}`))
+		msg.Metadata.Set("k"+v, v)
+		out, err := marshalEnvelope(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var generic map[string]any
+		if err := json.Unmarshal(out, &generic); err != nil {
+			t.Fatalf("%q: envelope is not JSON: %s: %v", v, out, err)
+		}
+		uuid, md, payload, err := unmarshalEnvelope(out)
+		if err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		want := strings.ToValidUTF8(v, "\uFFFD")
+		if uuid != strings.ToValidUTF8("uuid-"+v, "\uFFFD") || md.Get(strings.ToValidUTF8("k"+v, "\uFFFD")) != want || string(payload) != `{"a":1}` {
+			t.Fatalf("%q: round trip gave uuid %q metadata %v payload %s", v, uuid, md, payload)
 		}
 	}
 }

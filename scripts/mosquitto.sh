@@ -147,6 +147,9 @@ write_config() {
     # Sessions of test clients that never come back are removed after a day.
     echo "persistent_client_expiration 1d"
     echo "per_listener_settings true"
+    # Send small packets at once: with Nagle's algorithm on, a lone acked
+    # request waits tens of milliseconds on the wire.
+    echo "set_tcp_nodelay true"
     echo
     echo "listener $port $host"
     echo "allow_anonymous true"
