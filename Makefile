@@ -36,3 +36,6 @@ brokers-stop: ## stop the brokers started by brokers-start
 
 clean: ## remove build output
 	rm -rf $(BIN)
+
+bench: ## measure throughput, latency and footprint against the raw clients and Python (starts brokers as needed)
+	./scripts/bench.sh

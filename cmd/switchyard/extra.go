@@ -4,5 +4,5 @@ import "github.com/urfave/cli/v2"
 
 // extraCommands lists the commands defined in their own files.
 func extraCommands() []*cli.Command {
-	return []*cli.Command{brokerCommand()}
+	return []*cli.Command{brokerCommand(), benchCommand()}
 }

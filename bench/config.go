@@ -1,0 +1,222 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Backend names a benchmark can run on.
+const (
+	BackendMemory = "memory"
+	BackendMQTT   = "mqtt"
+	BackendPulsar = "pulsar"
+)
+
+// Variant names: the processors a benchmark compares.
+const (
+	// VariantRaw is a hand-written loop on the broker's own client library
+	// (pulsar-client-go, paho; for memory, the backend's publisher and
+	// subscriber), without the router and its middleware.
+	VariantRaw = "raw"
+	// VariantSwitchyard is the same work as a typed handler registered with
+	// router.Handle, with the default middleware stack.
+	VariantSwitchyard = "switchyard"
+	// VariantPython is the same work in Python on trustgraph-base's own
+	// consumer and producer code (Pulsar only).
+	VariantPython = "python"
+)
+
+// Config says what a benchmark run measures and where the brokers are.
+type Config struct {
+	// Backends to measure, in order: memory, mqtt, pulsar.
+	Backends []string
+	// Duration is the steady-state measurement window of one throughput
+	// variant, split evenly over Rounds.
+	Duration time.Duration
+	// Warmup runs the load before each measurement window starts.
+	Warmup time.Duration
+	// Rounds splits each window into this many rounds, the variants in
+	// alternating order (raw, switchyard, ... then the reverse), so that a
+	// change of machine load during the run affects every variant alike.
+	Rounds int
+	// Concurrency is how many messages a processor handles at once, the
+	// same for every variant (router --concurrency, raw worker count,
+	// Python ReceiverPool concurrency).
+	Concurrency int
+	// Window is how many requests the load generator keeps outstanding
+	// (published, response not yet counted).
+	Window int
+	// MessageSize is the approximate size in bytes of the JSON request.
+	MessageSize int
+	// RoundTrips is the number of sequential requests of the round-trip
+	// measurement per variant (split over Rounds); negative skips it.
+	RoundTrips int
+	// RoundTripLimit caps the time the round-trip measurement of one
+	// variant takes (split over Rounds); it ends early with fewer requests
+	// on a slow path.
+	RoundTripLimit time.Duration
+
+	// PulsarURL is the Pulsar broker, pulsar://host:port.
+	PulsarURL string
+	// PulsarToken is an optional authentication token. Never printed.
+	PulsarToken string
+	// MQTTAddr is the MQTT broker as host:port.
+	MQTTAddr string
+
+	// Python is the interpreter with trustgraph-base installed; empty
+	// skips the Python variant.
+	Python string
+	// PythonScript is the path of tg_processor.py.
+	PythonScript string
+	// EchoLLM is the path of the examples/echo-llm binary; empty skips the
+	// footprint measurement.
+	EchoLLM string
+	// ReadyRuns is how many times the footprint measurement starts the
+	// processor to time exec-to-ready.
+	ReadyRuns int
+	// FootprintLoad is how long the footprint measurement loads the
+	// processor binary before it reads the RSS again; negative skips the
+	// load.
+	FootprintLoad time.Duration
+
+	// CPUProfile, when set, is a file name prefix: every throughput
+	// window is CPU-profiled into PREFIX-<backend>-<variant>.cpu.prof.
+	CPUProfile string
+	// MemProfile, when set, is a file name prefix: the allocations of
+	// every throughput window are written to
+	// PREFIX-<backend>-<variant>.allocs.prof, with the profile at the
+	// window's start as PREFIX-<backend>-<variant>.allocs-base.prof
+	// (compare with go tool pprof -base).
+	MemProfile string
+
+	// Progress receives one line per phase and periodic counters; nil
+	// discards them.
+	Progress io.Writer
+	// ProgressEvery is the period of the counter lines.
+	ProgressEvery time.Duration
+	// Log receives warnings and errors of the processors under test; nil
+	// discards them.
+	Log io.Writer
+}
+
+// Defaults of Config, used for zero fields.
+const (
+	DefaultDuration      = 20 * time.Second
+	DefaultWarmup        = 2 * time.Second
+	DefaultRounds        = 4
+	DefaultConcurrency   = 8
+	DefaultWindow        = 256
+	DefaultMessageSize   = 1024
+	DefaultRoundTrips    = 1000
+	DefaultRoundTripTime = 15 * time.Second
+	DefaultReadyRuns     = 3
+	DefaultFootprintLoad = 5 * time.Second
+	DefaultProgressEvery = 5 * time.Second
+	DefaultPulsarURL     = "pulsar://127.0.0.1:6650"
+	DefaultMQTTAddr      = "127.0.0.1:1883"
+)
+
+// SetDefaults fills zero fields with their defaults.
+func (c *Config) SetDefaults() {
+	if len(c.Backends) == 0 {
+		c.Backends = []string{BackendMemory, BackendMQTT, BackendPulsar}
+	}
+	if c.Duration == 0 {
+		c.Duration = DefaultDuration
+	}
+	if c.Warmup == 0 {
+		c.Warmup = DefaultWarmup
+	}
+	if c.Rounds == 0 {
+		c.Rounds = DefaultRounds
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.MessageSize == 0 {
+		c.MessageSize = DefaultMessageSize
+	}
+	if c.RoundTrips == 0 {
+		c.RoundTrips = DefaultRoundTrips
+	}
+	if c.RoundTripLimit == 0 {
+		c.RoundTripLimit = DefaultRoundTripTime
+	}
+	if c.ReadyRuns == 0 {
+		c.ReadyRuns = DefaultReadyRuns
+	}
+	if c.FootprintLoad == 0 {
+		c.FootprintLoad = DefaultFootprintLoad
+	}
+	if c.ProgressEvery == 0 {
+		c.ProgressEvery = DefaultProgressEvery
+	}
+	if c.PulsarURL == "" {
+		c.PulsarURL = DefaultPulsarURL
+	}
+	if c.MQTTAddr == "" {
+		c.MQTTAddr = DefaultMQTTAddr
+	}
+}
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	seen := map[string]bool{}
+	for _, b := range c.Backends {
+		switch b {
+		case BackendMemory, BackendMQTT, BackendPulsar:
+		default:
+			return fmt.Errorf("backend %q is not one of memory, mqtt, pulsar", b)
+		}
+		if seen[b] {
+			return fmt.Errorf("backend %q is listed twice", b)
+		}
+		seen[b] = true
+	}
+	switch {
+	case c.Duration < 100*time.Millisecond:
+		return fmt.Errorf("duration must be at least 100ms, got %s", c.Duration)
+	case c.Warmup < 0:
+		return errors.New("warmup must not be negative")
+	case c.Rounds < 1:
+		return fmt.Errorf("rounds must be at least 1, got %d", c.Rounds)
+	case c.Concurrency < 1:
+		return fmt.Errorf("concurrency must be at least 1, got %d", c.Concurrency)
+	case c.Window < 1:
+		return fmt.Errorf("window must be at least 1, got %d", c.Window)
+	case c.MessageSize < 64 || c.MessageSize > 4<<20:
+		return fmt.Errorf("message size must be between 64 B and 4 MiB, got %d", c.MessageSize)
+	case c.RoundTripLimit < 0:
+		return errors.New("round-trip limit must not be negative")
+	case c.ReadyRuns < 1:
+		return fmt.Errorf("ready runs must be at least 1, got %d", c.ReadyRuns)
+	}
+	if !strings.HasPrefix(c.PulsarURL, "pulsar://") && !strings.HasPrefix(c.PulsarURL, "pulsar+ssl://") {
+		return fmt.Errorf("pulsar URL %q must start with pulsar:// or pulsar+ssl://", c.PulsarURL)
+	}
+	if _, _, err := splitHostPort(c.MQTTAddr); err != nil {
+		return err
+	}
+	return nil
+}
+
+// splitHostPort splits an MQTT address into host and port.
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("MQTT address %q must be host:port", addr)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("MQTT address %q: port must be between 1 and 65535", addr)
+	}
+	return host, port, nil
+}

@@ -1,0 +1,17 @@
+// Package bench measures switchyard against the work done without it: a
+// pipeline throughput benchmark (requests in on one queue, a processor that
+// decodes each TextCompletionRequest, builds the response and publishes it
+// to a second queue, a counter on that queue), a sequential request/response
+// round trip, and the footprint of a processor binary (exec-to-ready time
+// and resident memory).
+//
+// Each measurement compares processor variants on the same broker with the
+// same messages, load generator and counter: a raw client loop
+// (pulsar-client-go or paho, no router), the same work as a typed handler on
+// switchyard's router with its default middleware, and on Pulsar a Python
+// processor built on trustgraph-base's own consumer and producer code
+// (tg_processor.py). Run runs a benchmark and returns Results, which print as
+// a table and save as JSON; `switchyard bench` is its command line and
+// scripts/bench.sh (make bench) the full run. README.md in this directory
+// explains how to read and reproduce the numbers.
+package bench

@@ -1,0 +1,34 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/switchyard-go/switchyard/router"
+)
+
+// openHarness connects to backend for one run.
+func (e *engine) openHarness(ctx context.Context, backend string) (harness, error) {
+	logger := e.logger()
+	switch backend {
+	case BackendMemory:
+		return newMemoryHarness(ctx, logger)
+	case BackendMQTT:
+		return newMQTTHarness(e.cfg.MQTTAddr, logger)
+	case BackendPulsar:
+		return &pulsarHarness{
+			url: e.cfg.PulsarURL, token: e.cfg.PulsarToken, logger: logger,
+			python: pythonSettings{python: e.cfg.Python, script: e.cfg.PythonScript, log: e.cfg.Log},
+		}, nil
+	default:
+		return nil, fmt.Errorf("unknown backend %q", backend)
+	}
+}
+
+// logger returns the watermill logger of the processors under test: warnings
+// and errors only, to Config.Log.
+func (e *engine) logger() watermill.LoggerAdapter {
+	return router.WatermillLogger(router.NewLogger(e.cfg.Log, "warn"))
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Runs the benchmarks described in bench/README.md (what `make bench` runs):
+# starts Apache Pulsar and Mosquitto the way `make test` does unless they
+# already run, prepares the Python environment with trustgraph-base, builds
+# bin/switchyard and bin/echo-llm, runs `switchyard bench` (table on stdout,
+# progress on stderr, results in bench/results.json), and at the end stops
+# only the brokers it started itself.
+#
+#   scripts/bench.sh                       the full run (about 5 minutes plus broker start-up)
+#   scripts/bench.sh --duration 4s --rounds 1 --round-trip-time 2s    a quick smoke run
+#
+# Arguments are passed on to `switchyard bench` (see `bin/switchyard bench --help`).
+# Environment: SWITCHYARD_BENCH_BACKENDS (default memory,mqtt,pulsar) chooses
+# the backends and so the brokers to start; SWITCHYARD_BENCH_PYTHON=none skips
+# the Python processor.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+backends="${SWITCHYARD_BENCH_BACKENDS:-memory,mqtt,pulsar}"
+
+log() { printf '== %s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+started=()
+stop_started() {
+  local b
+  for b in "${started[@]+"${started[@]}"}"; do
+    log "stopping $b (started by this script)"
+    "$root/scripts/$b.sh" stop >&2 || true
+  done
+}
+trap stop_started EXIT
+
+# ensure_broker NAME: install and start the broker unless a process of it
+# already runs; remember it when this script started it.
+ensure_broker() {
+  local name=$1 status
+  status=$("$root/scripts/$name.sh" status 2>/dev/null || true)
+  "$root/scripts/$name.sh" install >&2
+  if printf '%s' "$status" | grep -q "not running"; then
+    started+=("$name")
+    log "starting $name"
+  else
+    log "$name already runs; it is left running afterwards"
+  fi
+  "$root/scripts/$name.sh" start >&2
+}
+
+t0=$(date +%s)
+mqtt_args=()
+pulsar_args=()
+python_args=(--no-python)
+case ",$backends," in
+*,mqtt,*)
+  ensure_broker mosquitto
+  eval "$("$root/scripts/mosquitto.sh" env)"
+  mqtt_args=(--mqtt-host "${SWITCHYARD_MQTT_ADDR%:*}" --mqtt-port "${SWITCHYARD_MQTT_ADDR##*:}")
+  ;;
+esac
+case ",$backends," in
+*,pulsar,*)
+  ensure_broker pulsar
+  eval "$("$root/scripts/pulsar.sh" env)"
+  pulsar_args=(--pulsar-host "$SWITCHYARD_PULSAR_URL")
+  if [ "${SWITCHYARD_BENCH_PYTHON:-}" = "none" ]; then
+    log "Python processor skipped (SWITCHYARD_BENCH_PYTHON=none)"
+  elif py=$("$root/scripts/python-env.sh"); then
+    python_args=(--python "$py" --python-script "$root/bench/tg_processor.py")
+  else
+    log "no Python environment with trustgraph-base; the Python processor is skipped"
+  fi
+  ;;
+esac
+log "brokers ready after $(($(date +%s) - t0))s"
+
+log "building bin/switchyard and bin/echo-llm"
+go build -o "$root/bin/" ./cmd/switchyard ./examples/echo-llm
+
+if ! "$root/bin/switchyard" bench --help >/dev/null 2>&1; then
+  echo "bench.sh: bin/switchyard has no bench command (benchCommand in cmd/switchyard/bench.go is not registered)" >&2
+  exit 1
+fi
+
+log "running switchyard bench (load average: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a))"
+"$root/bin/switchyard" bench \
+  --backends "$backends" \
+  "${mqtt_args[@]+"${mqtt_args[@]}"}" \
+  "${pulsar_args[@]+"${pulsar_args[@]}"}" \
+  "${python_args[@]}" \
+  --echo-llm "$root/bin/echo-llm" \
+  --out "$root/bench/results.json" \
+  "$@"
+log "done in $(($(date +%s) - t0))s"
