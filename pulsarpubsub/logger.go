@@ -95,7 +95,7 @@ func (l *clientLogger) warn(msg string) {
 
 func (l *clientLogger) error(msg string) {
 	l.diag.record(msg, l.fields)
-	if strings.Contains(msg, "closing or closed consumer") {
+	if closingNoise(msg, l.fields) {
 		// The library reports nacks and acks that race with a consumer
 		// being closed; the messages concerned are redelivered, so this
 		// is expected during shutdown and not an operator's concern.
@@ -110,6 +110,16 @@ func (l *clientLogger) error(msg string) {
 		delete(fields, "error")
 	}
 	l.logger.Error(msg, err, fields)
+}
+
+// closingNoise reports whether a library error only says that a consumer
+// was already closing when an ack, nack or flow request reached it.
+func closingNoise(msg string, fields watermill.LogFields) bool {
+	if strings.Contains(msg, "closing or closed consumer") {
+		return true
+	}
+	err, ok := fields["error"].(error)
+	return ok && strings.Contains(err.Error(), "consumer closing or closed")
 }
 
 // connDiag remembers the last connection failure the client library logged.

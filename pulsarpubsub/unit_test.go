@@ -267,8 +267,9 @@ func TestClientLoggerAndDiagnosis(t *testing.T) {
 	conn.WithError(errors.New("dial tcp h:1: connect: connection refused")).Warn("Failed to connect to broker.")
 	l.WithField("topic", "t").Error("Failed to create producer")
 	l.Error("Failed to redeliver closing or closed consumer")
+	l.WithError(errors.New("consumer closing or closed")).Error("unable to send initial permits to broker")
 	want := []string{"DEBUG Created producer", "INFO Failed to connect to broker.", "ERROR Failed to create producer",
-		"DEBUG Failed to redeliver closing or closed consumer"}
+		"DEBUG Failed to redeliver closing or closed consumer", "DEBUG unable to send initial permits to broker"}
 	if len(rec.lines) != len(want) {
 		t.Fatalf("logged %d lines, want %d (debug lines dropped): %q", len(rec.lines), len(want), rec.lines)
 	}
