@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/schema"
 )
 
 // EnvelopeErrorKey is the metadata key of a received message whose MQTT
@@ -52,7 +54,7 @@ func marshalEnvelope(msg *message.Message) ([]byte, error) {
 		value = p
 	case utf8.Valid(p):
 		encoding = encodingText
-		value = appendJSONString(make([]byte, 0, len(p)+2), string(p))
+		value = schema.AppendString(make([]byte, 0, len(p)+2), string(p))
 	default:
 		encoding = encodingBase64
 		value = make([]byte, 0, base64.StdEncoding.EncodedLen(len(p))+2)
@@ -67,7 +69,7 @@ func marshalEnvelope(msg *message.Message) ([]byte, error) {
 	out = append(out, `{"switchyard":`...)
 	out = strconv.AppendInt(out, envelopeVersion, 10)
 	out = append(out, `,"uuid":`...)
-	out = appendJSONString(out, msg.UUID)
+	out = schema.AppendString(out, msg.UUID)
 	if len(msg.Metadata) > 0 {
 		out = append(out, `,"metadata":{`...)
 		first := true
@@ -76,9 +78,9 @@ func marshalEnvelope(msg *message.Message) ([]byte, error) {
 				out = append(out, ',')
 			}
 			first = false
-			out = appendJSONString(out, k)
+			out = schema.AppendString(out, k)
 			out = append(out, ':')
-			out = appendJSONString(out, v)
+			out = schema.AppendString(out, v)
 		}
 		out = append(out, '}')
 	}
@@ -90,50 +92,6 @@ func marshalEnvelope(msg *message.Message) ([]byte, error) {
 	out = append(out, `,"payload":`...)
 	out = append(out, value...)
 	return append(out, '}'), nil
-}
-
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as encoding/json writes it.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // embeddable reports whether p can be embedded as a JSON value and read back

@@ -367,3 +367,9 @@ func invalidUTF8At(b []byte) int {
 	}
 	return -1
 }
+
+// AppendString appends s to dst as a JSON string, escaped as the codec
+// escapes strings: what JSON requires plus U+2028 and U+2029, invalid UTF-8
+// as U+FFFD, and no HTML escaping. Adapters use it to write small JSON
+// wrappers without encoding/json's reflection.
+func AppendString(dst []byte, s string) []byte { return appendString(dst, s) }
