@@ -116,3 +116,18 @@ func waitListening(t *testing.T, addr string, p *proc) {
 	}
 	t.Fatalf("nothing listens on %s after 30s:\n%s", addr, p.log())
 }
+
+func TestUnreachablePulsarFailsWithOneLineInBoundedTime(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	p := start(t, nil, "echo-llm", "--pubsub-backend", "pulsar", "--pulsar-host", "pulsar://"+addr, "--pulsar-operation-timeout", "2s")
+	code := p.wait(30 * time.Second)
+	out := strings.TrimSpace(p.log())
+	if code != 1 || strings.Count(out, "\n") != 0 || !strings.Contains(out, "cannot be reached") {
+		t.Fatalf("exit %d, want 1 with one line saying the broker cannot be reached; output:\n%s", code, out)
+	}
+}

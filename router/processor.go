@@ -131,7 +131,12 @@ func (p Processor) serve(ctx context.Context, c *cli.Context, cfg Config, stderr
 		}
 	}()
 	runErr := r.Run(ctx)
-	log.Info("stopped", "processor", cfg.ID, "summary", SummaryLine(r.Stats()))
+	select {
+	case <-r.Running():
+		log.Info("stopped", "processor", cfg.ID, "summary", SummaryLine(r.Stats()))
+	default:
+		// It never ran: the error, printed by the caller, is the one line.
+	}
 	return runErr
 }
 
