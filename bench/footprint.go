@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -130,12 +129,19 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// childProcess is a processor binary started by the benchmark.
+// childProcess is a processor process started by the benchmark: the
+// echo-llm binary or the Python processor.
 type childProcess struct {
-	cmd  *exec.Cmd
-	done chan error
-	once sync.Once
-	err  error
+	cmd   *exec.Cmd
+	name  string        // for errors
+	grace time.Duration // between SIGTERM and SIGKILL
+	done  chan error
+	once  sync.Once
+	err   error
+}
+
+func newChildProcess(cmd *exec.Cmd, name string, grace time.Duration) *childProcess {
+	return &childProcess{cmd: cmd, name: name, grace: grace, done: make(chan error, 1)}
 }
 
 // startEchoLLM execs the echo-llm binary between spec.in and spec.out and
@@ -170,7 +176,7 @@ func (e *engine) startEchoLLM(ctx context.Context, backend string, spec runSpec)
 	if err := cmd.Start(); err != nil {
 		return nil, 0, fmt.Errorf("starting %s: %w", e.cfg.EchoLLM, err)
 	}
-	p := &childProcess{cmd: cmd, done: make(chan error, 1)}
+	p := newChildProcess(cmd, "echo-llm", 15*time.Second)
 	ready := make(chan time.Duration, 1)
 	var lastLine string
 	var mu sync.Mutex
@@ -216,11 +222,12 @@ func (e *engine) startEchoLLM(ctx context.Context, backend string, spec runSpec)
 // PID returns the process id.
 func (p *childProcess) PID() int { return p.cmd.Process.Pid }
 
-// Stop sends SIGTERM and waits for the exit, killing the process after 15 seconds.
+// Stop sends SIGTERM and waits for the exit, killing the process after its
+// grace period.
 func (p *childProcess) Stop() error {
 	p.once.Do(func() {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		t := time.NewTimer(15 * time.Second)
+		t := time.NewTimer(p.grace)
 		defer t.Stop()
 		select {
 		case err := <-p.done:
@@ -228,7 +235,7 @@ func (p *childProcess) Stop() error {
 		case <-t.C:
 			_ = p.cmd.Process.Kill()
 			<-p.done
-			p.err = errors.New("echo-llm did not stop within 15s and was killed")
+			p.err = fmt.Errorf("%s did not stop within %s and was killed", p.name, p.grace)
 		}
 	})
 	return p.err

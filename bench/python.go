@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -24,14 +23,6 @@ type pythonSettings struct {
 
 // ProcessorPython names the Python processor in footprint results.
 const ProcessorPython = "python"
-
-// pythonProcess is the Python variant: tg_processor.py in its own process.
-type pythonProcess struct {
-	cmd  *exec.Cmd
-	done chan error
-	once sync.Once
-	err  error
-}
 
 // startPython starts tg_processor.py between spec.in and spec.out and
 // returns once it prints its ready line.
@@ -58,7 +49,7 @@ func startPython(ctx context.Context, s pythonSettings, spec runSpec, url, token
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", s.python, err)
 	}
-	p := &pythonProcess{cmd: cmd, done: make(chan error, 1)}
+	p := newChildProcess(cmd, "the Python processor", 10*time.Second)
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -90,24 +81,6 @@ func startPython(ctx context.Context, s pythonSettings, spec runSpec, url, token
 	}
 }
 
-// Stop asks the process to stop with SIGTERM and kills it after 10 seconds.
-func (p *pythonProcess) Stop() error {
-	p.once.Do(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		t := time.NewTimer(10 * time.Second)
-		defer t.Stop()
-		select {
-		case err := <-p.done:
-			p.err = exitError(err)
-		case <-t.C:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-			p.err = errors.New("the Python processor did not stop within 10s and was killed")
-		}
-	})
-	return p.err
-}
-
 // exitError ignores an exit caused by the SIGTERM that asked for it.
 func exitError(err error) error {
 	var ee *exec.ExitError
@@ -118,9 +91,6 @@ func exitError(err error) error {
 	}
 	return err
 }
-
-// PID is the process id of the Python processor.
-func (p *pythonProcess) PID() int { return p.cmd.Process.Pid }
 
 // pythonStats collects the footprint of the Python processor from the
 // processes started for its throughput runs.
