@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/switchyard-go/switchyard/router"
+	"github.com/switchyard-go/switchyard/schema"
 )
 
 // connect validates cfg and connects to its backend, logging to the
@@ -27,4 +28,14 @@ func connect(ctx context.Context, c *cli.Context, cfg *router.Config) (router.Ba
 
 func logger(c *cli.Context, cfg *router.Config) watermill.LoggerAdapter {
 	return router.WatermillLogger(router.NewLogger(c.App.ErrWriter, cfg.LogLevel))
+}
+
+// parseTopicFlag parses the value of a command's --topic flag. The flag is
+// checked here rather than marked required, so that a missing one is a
+// usage error like every other bad flag.
+func parseTopicFlag(topic string) (schema.Topic, error) {
+	if topic == "" {
+		return schema.Topic{}, router.Usagef("--topic is required")
+	}
+	return schema.ParseTopic(topic)
 }

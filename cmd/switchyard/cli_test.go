@@ -116,7 +116,8 @@ func TestCLIUsageMistakesExitTwo(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"publish"}, `Required flag "topic"`},
+		{[]string{"publish"}, "--topic is required"},
+		{[]string{"tail", "--pubsub-backend", "memory"}, "--topic is required"},
 		{[]string{"publish", "--topic", "q1/tg/flow/a#b", "--pubsub-backend", "memory"}, `invalid queue name "q1/tg/flow/a#b"`},
 		{[]string{"publish", "--topic", "q1/tg/flow/x", "--pubsub-backend", "zeromq"}, `--pubsub-backend "zeromq"`},
 		{[]string{"publish", "--topic", "q1/tg/flow/x", "--property", "novalue", "--pubsub-backend", "memory"}, `--property "novalue" must be key=value`},

@@ -34,14 +34,14 @@ func publishCommand() *cli.Command {
 		Description: "Invalid lines are reported with their line number and skipped; the rest are published.\n" +
 			"The exit status is 1 if any line was invalid or a publish failed.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "topic", Aliases: []string{"t"}, Required: true, Usage: "queue to publish to, in any accepted form", Destination: &topic},
+			&cli.StringFlag{Name: "topic", Aliases: []string{"t"}, Usage: "queue to publish to, in any accepted form (required)", Destination: &topic},
 			&cli.StringSliceFlag{Name: "property", Aliases: []string{"p"}, Usage: "message property `k=v` set on every message (repeatable)", Destination: &props},
 			&cli.BoolFlag{Name: "auto-id", Value: true, Usage: "give each message a fresh UUID in its id property unless --property sets one", Destination: &autoID},
 			&cli.BoolFlag{Name: "envelope", Usage: "each line is a message as tail writes it: {\"properties\":{...},\"payload\":...}", Destination: &envelope},
 			&cli.IntFlag{Name: "batch", Value: 100, Usage: "messages per publish call (sent pipelined)", Destination: &batch},
 		}, router.BackendFlags(&cfg)...),
 		Action: func(c *cli.Context) error {
-			t, err := schema.ParseTopic(topic)
+			t, err := parseTopicFlag(topic)
 			if err != nil {
 				return err
 			}

@@ -15,7 +15,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/switchyard-go/switchyard/router"
-	"github.com/switchyard-go/switchyard/schema"
 )
 
 func tailCommand() *cli.Command {
@@ -32,14 +31,14 @@ func tailCommand() *cli.Command {
 			"Without --subscription, tail reads through a subscription of its own and sees every message;\n" +
 			"with it, tail joins that (durable) subscription and competes with its other consumers.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "topic", Aliases: []string{"t"}, Required: true, Usage: "queue to read, in any accepted form", Destination: &topic},
+			&cli.StringFlag{Name: "topic", Aliases: []string{"t"}, Usage: "queue to read, in any accepted form (required)", Destination: &topic},
 			&cli.StringFlag{Name: "subscription", Aliases: []string{"s"}, Usage: "subscription name to join (default: a private one)", Destination: &subscription},
 			&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: "exit after this many messages (0: run until interrupted)", Destination: &count},
 			&cli.StringFlag{Name: "initial-position", Value: string(router.PositionLatest), Usage: "where a new subscription starts: earliest or latest", Destination: &position},
 			&cli.DurationFlag{Name: "timeout", Usage: "fail if --count messages have not arrived within this time (0: no limit)", Destination: &timeout},
 		}, router.BackendFlags(&cfg)...),
 		Action: func(c *cli.Context) error {
-			t, err := schema.ParseTopic(topic)
+			t, err := parseTopicFlag(topic)
 			if err != nil {
 				return err
 			}
