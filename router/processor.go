@@ -87,10 +87,6 @@ func ExitCode(err error) int {
 	if errors.As(err, &u) || errors.Is(err, schema.ErrInvalidTopic) {
 		return 2
 	}
-	// urfave/cli reports missing required flags with an unexported type.
-	if strings.HasPrefix(err.Error(), "Required flag") {
-		return 2
-	}
 	return 1
 }
 
@@ -123,13 +119,9 @@ func (p Processor) serve(ctx context.Context, c *cli.Context, cfg Config, stderr
 			return err
 		}
 	}
-	go func() {
-		select {
-		case <-r.Running():
-			log.Info("ready", "processor", cfg.ID, "backend", cfg.Backend, "concurrency", cfg.Concurrency, "startup", time.Since(start).Round(time.Millisecond).String())
-		case <-ctx.Done():
-		}
-	}()
+	r.onReady = func() {
+		log.Info("ready", "processor", cfg.ID, "backend", cfg.Backend, "concurrency", cfg.Concurrency, "startup", time.Since(start).Round(time.Millisecond).String())
+	}
 	runErr := r.Run(ctx)
 	select {
 	case <-r.Running():

@@ -27,6 +27,9 @@ type Router struct {
 	names    map[string]bool
 	running  chan struct{}
 	started  bool
+	// onReady, if set, runs once every handler is subscribed, before Run
+	// waits for the stop; the processor logs its ready line there.
+	onReady func()
 }
 
 type registration struct {
@@ -240,12 +243,21 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 	}
 
+	// The watermill router gets a context of its own: cancelling the one
+	// it runs with makes it close itself, racing the Close below, and the
+	// loser of that race would not see a drain timeout. Stopping is done
+	// here, by the gates and Close.
+	wmCtx, wmCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer wmCancel()
 	runErr := make(chan error, 1)
-	go func() { runErr <- wm.Run(ctx) }()
+	go func() { runErr <- wm.Run(wmCtx) }()
 	select {
 	case <-wm.Running():
 		close(r.running)
 		r.logger.Info("Router ready", watermill.LogFields{"handlers": len(handlers)})
+		if r.onReady != nil {
+			r.onReady()
+		}
 	case err := <-runErr:
 		if err == nil {
 			err = errors.New("router stopped before it was running")
