@@ -104,13 +104,13 @@ type memoryGroup struct {
 }
 
 // pump takes each upstream message, acks it upstream (the group owns it from
-// then on) and offers it to the members until one takes it.
+// then on) and offers it to the members until one takes it. Each delivery
+// is a fresh message built from it, so it is not copied here.
 func (g *memoryGroup) pump(ctx context.Context, upstream <-chan *message.Message) {
 	for msg := range upstream {
-		own := msg.Copy()
 		msg.Ack()
 		select {
-		case g.ready <- own:
+		case g.ready <- msg:
 		case <-ctx.Done():
 			return
 		}
