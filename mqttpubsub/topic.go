@@ -39,7 +39,7 @@ func resolveTopic(name string) (destination, error) {
 	d := destination{
 		name:  t.Tenant + "/" + t.Namespace + "/" + t.Queue,
 		qos:   byte(t.QoS),
-		class: t.Class,
+		class: t.Class(),
 		topic: t,
 	}
 	if reason := checkTopicName(d.name); reason != "" {

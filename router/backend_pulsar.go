@@ -224,7 +224,7 @@ func (s *pulsarSubscriber) pick(topic string) (*pulsarpubsub.Subscriber, error) 
 	if err != nil {
 		return nil, err
 	}
-	if s.shared != nil && !t.Class.Exclusive() {
+	if s.shared != nil && !t.Class().Exclusive() {
 		return s.shared, nil
 	}
 	s.mu.Lock()

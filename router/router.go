@@ -219,7 +219,7 @@ func (r *Router) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("handler %q: %w", h.name, err)
 		}
-		sub, err := r.backend.NewSubscriber(SubscribeOptions{Subscription: h.opts.subscription, Exclusive: h.in.Class.Exclusive()})
+		sub, err := r.backend.NewSubscriber(SubscribeOptions{Subscription: h.opts.subscription, Exclusive: h.in.Class().Exclusive()})
 		if err != nil {
 			return fmt.Errorf("handler %q: subscribing to %s: %w", h.name, h.in, err)
 		}

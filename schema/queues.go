@@ -14,7 +14,7 @@ func classTopic(class Class, queue string) Topic {
 	if class == ClassFlow {
 		q = QoS1
 	}
-	return Topic{QoS: q, Tenant: DefaultTenant, Namespace: string(class), Queue: queue, Class: class}
+	return Topic{QoS: q, Tenant: DefaultTenant, Namespace: string(class), Queue: queue}
 }
 
 var (

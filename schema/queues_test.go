@@ -68,18 +68,18 @@ func TestFixedQueuesValid(t *testing.T) {
 		if err := topic.Validate(); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
-		if topic.Tenant != "tg" || topic.Class == ClassNone || topic.Namespace != string(topic.Class) {
+		if topic.Tenant != "tg" || topic.Class() == ClassNone || topic.Namespace != string(topic.Class()) {
 			t.Errorf("%s: %+v is not in class form with topicspace tg", name, topic)
 		}
 	}
-	want := Topic{QoS: QoS0, Tenant: "tg", Namespace: "request", Queue: "config", Class: ClassRequest}
+	want := Topic{QoS: QoS0, Tenant: "tg", Namespace: "request", Queue: "config"}
 	if ConfigRequestQueue != want {
 		t.Errorf("ConfigRequestQueue = %+v, want %+v", ConfigRequestQueue, want)
 	}
 	if got := ConfigPushQueue.String(); got != "q0/tg/notify/config" {
 		t.Errorf("ConfigPushQueue = %s", got)
 	}
-	if !ConfigResponseQueue.Class.Exclusive() || LibrarianRequestQueue.Class.Exclusive() {
+	if !ConfigResponseQueue.Class().Exclusive() || LibrarianRequestQueue.Class().Exclusive() {
 		t.Error("response queues must be exclusive and request queues shared")
 	}
 }

@@ -32,12 +32,17 @@ func (q QoS) String() string {
 // Persistent reports whether messages of this class survive a broker restart.
 func (q QoS) Persistent() bool { return q != QoS0 }
 
-// Class is the TrustGraph queue class of a topic written in class form
-// (`class:topicspace:topic`). It tells a backend which subscription style fits.
+// Class is the TrustGraph queue class of a topic. It is the topic's
+// namespace when that is flow, request, response or notify, however the name
+// was spelled: `response:tg:x`, `q0/tg/response/x` and
+// `non-persistent://tg/response/x` are one queue with one meaning. The class
+// decides the subscription style (shared or one per client) on every backend;
+// the QoS decides persistence.
 type Class string
 
 const (
-	// ClassNone marks a topic that was not written in class form.
+	// ClassNone is the class of a topic in any other namespace. Such a topic
+	// is consumed like a flow queue: its consumers share one subscription.
 	ClassNone Class = ""
 	// ClassFlow is persistent work shared among consumers.
 	ClassFlow Class = "flow"
@@ -70,8 +75,15 @@ type Topic struct {
 	// Queue is the last part of the name. It may contain ':' (for example
 	// "chunk-load:ws1:default") but not '/'.
 	Queue string
-	// Class is set when the topic was parsed from class form; it is empty otherwise.
-	Class Class
+}
+
+// Class returns the topic's class, read from its namespace (see Class).
+func (t Topic) Class() Class {
+	switch c := Class(t.Namespace); c {
+	case ClassFlow, ClassRequest, ClassResponse, ClassNotify:
+		return c
+	}
+	return ClassNone
 }
 
 // TopicOption changes one part of a Topic built by NewTopic.
@@ -149,11 +161,6 @@ func (t Topic) validate(name string) error {
 	}
 	if err := checkPart("queue", t.Queue, true); err != "" {
 		return topicErr(name, "%s", err)
-	}
-	switch t.Class {
-	case ClassNone, ClassFlow, ClassRequest, ClassResponse, ClassNotify:
-	default:
-		return topicErr(name, "class %q is not one of flow, request, response, notify", string(t.Class))
 	}
 	return nil
 }
@@ -257,8 +264,8 @@ func parseClass(name string) (Topic, error) {
 	if len(parts) != 3 {
 		return Topic{}, topicErr(name, "class form needs 3 parts, class:topicspace:topic")
 	}
-	t := Topic{Class: Class(parts[0]), Tenant: parts[1], Namespace: parts[0], Queue: parts[2]}
-	switch t.Class {
+	t := Topic{Tenant: parts[1], Namespace: parts[0], Queue: parts[2]}
+	switch t.Class() {
 	case ClassFlow:
 		t.QoS = QoS1
 	case ClassRequest, ClassResponse, ClassNotify:

@@ -17,11 +17,11 @@ func TestParseTopicAcceptsEveryForm(t *testing.T) {
 		{"q0/tg/flow/x", Topic{QoS: QoS0, Tenant: "tg", Namespace: "flow", Queue: "x"}, "q0/tg/flow/x"},
 		{"q2/acme/prod/orders", Topic{QoS: QoS2, Tenant: "acme", Namespace: "prod", Queue: "orders"}, "q2/acme/prod/orders"},
 		{"q1/tg/flow/chunk-load:ws1:default", Topic{QoS: QoS1, Tenant: "tg", Namespace: "flow", Queue: "chunk-load:ws1:default"}, "q1/tg/flow/chunk-load:ws1:default"},
-		{"flow:tg:x", Topic{QoS: QoS1, Tenant: "tg", Namespace: "flow", Queue: "x", Class: ClassFlow}, "q1/tg/flow/x"},
-		{"request:tg:config", Topic{QoS: QoS0, Tenant: "tg", Namespace: "request", Queue: "config", Class: ClassRequest}, "q0/tg/request/config"},
-		{"response:tg:config", Topic{QoS: QoS0, Tenant: "tg", Namespace: "response", Queue: "config", Class: ClassResponse}, "q0/tg/response/config"},
-		{"notify:tg:config", Topic{QoS: QoS0, Tenant: "tg", Namespace: "notify", Queue: "config", Class: ClassNotify}, "q0/tg/notify/config"},
-		{"flow:tg:chunk-load:ws1:default", Topic{QoS: QoS1, Tenant: "tg", Namespace: "flow", Queue: "chunk-load:ws1:default", Class: ClassFlow}, "q1/tg/flow/chunk-load:ws1:default"},
+		{"flow:tg:x", Topic{QoS: QoS1, Tenant: "tg", Namespace: "flow", Queue: "x"}, "q1/tg/flow/x"},
+		{"request:tg:config", Topic{QoS: QoS0, Tenant: "tg", Namespace: "request", Queue: "config"}, "q0/tg/request/config"},
+		{"response:tg:config", Topic{QoS: QoS0, Tenant: "tg", Namespace: "response", Queue: "config"}, "q0/tg/response/config"},
+		{"notify:tg:config", Topic{QoS: QoS0, Tenant: "tg", Namespace: "notify", Queue: "config"}, "q0/tg/notify/config"},
+		{"flow:tg:chunk-load:ws1:default", Topic{QoS: QoS1, Tenant: "tg", Namespace: "flow", Queue: "chunk-load:ws1:default"}, "q1/tg/flow/chunk-load:ws1:default"},
 		{"persistent://public/default/my-topic", Topic{QoS: QoS1, Tenant: "public", Namespace: "default", Queue: "my-topic"}, "q1/public/default/my-topic"},
 		{"non-persistent://tg/request/config", Topic{QoS: QoS0, Tenant: "tg", Namespace: "request", Queue: "config"}, "q0/tg/request/config"},
 	}
@@ -138,10 +138,31 @@ func TestTopicHelpers(t *testing.T) {
 
 func ExampleParseTopic() {
 	t, _ := ParseTopic("request:tg:config")
-	fmt.Println(t, t.QoS.Persistent(), t.Class.Exclusive())
+	fmt.Println(t, t.QoS.Persistent(), t.Class().Exclusive())
 	_, err := ParseTopic("q1/tg/flow/orders#")
 	fmt.Println(err)
 	// Output:
 	// q0/tg/request/config false false
 	// invalid queue name "q1/tg/flow/orders#": queue "orders#" contains the wildcard '#', which is not allowed
+}
+
+func TestClassIsTheSameWhateverTheSpelling(t *testing.T) {
+	for _, name := range []string{"response:tg:x", "q0/tg/response/x", "non-persistent://tg/response/x", "q1/tg/response/x"} {
+		topic, err := ParseTopic(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if topic.Class() != ClassResponse || !topic.Class().Exclusive() {
+			t.Errorf("%s: class %q, want response (exclusive)", name, topic.Class())
+		}
+	}
+	for _, name := range []string{"flow:tg:x", "q1/tg/flow/x", "persistent://tg/flow/x"} {
+		topic, _ := ParseTopic(name)
+		if topic.Class() != ClassFlow || topic.Class().Exclusive() {
+			t.Errorf("%s: class %q, want flow (shared)", name, topic.Class())
+		}
+	}
+	if c := (Topic{QoS: QoS1, Tenant: "a", Namespace: "b", Queue: "c"}).Class(); c != ClassNone || c.Exclusive() {
+		t.Errorf("custom namespace: class %q, want none (shared)", c)
+	}
 }
