@@ -45,7 +45,7 @@ func (b *Bytes) UnmarshalJSON(data []byte) error {
 	if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 		return d.mismatch("string")
 	}
-	s, err := d.str()
+	s, err := d.strRaw()
 	if err != nil {
 		return err
 	}
@@ -353,6 +353,19 @@ func target(v any, fn string) (unsafe.Pointer, *codec, error) {
 // invalidUTF8At returns the index of the first byte of b that is not part of
 // valid UTF-8, or -1.
 func invalidUTF8At(b []byte) int {
+	return invalidAt(b, false)
+}
+
+// invalidWTF8At is invalidUTF8At that also accepts the WTF-8 form of lone
+// surrogates, which the decoder makes from \ud800 escapes.
+func invalidWTF8At(b []byte) int {
+	return invalidAt(b, true)
+}
+
+func invalidAt(b []byte, surrogates bool) int {
+	if utf8.Valid(b) {
+		return -1
+	}
 	i := 0
 	for i < len(b) {
 		if b[i] < utf8.RuneSelf {
@@ -361,7 +374,10 @@ func invalidUTF8At(b []byte) int {
 		}
 		r, size := utf8.DecodeRune(b[i:])
 		if r == utf8.RuneError && size == 1 {
-			return i
+			if !surrogates || surrogateAt(b, i) == 0 {
+				return i
+			}
+			size = 3
 		}
 		i += size
 	}
@@ -369,7 +385,8 @@ func invalidUTF8At(b []byte) int {
 }
 
 // AppendString appends s to dst as a JSON string, escaped as the codec
-// escapes strings: what JSON requires plus U+2028 and U+2029, invalid UTF-8
-// as U+FFFD, and no HTML escaping. Adapters use it to write small JSON
+// escapes strings: what JSON requires plus U+2028 and U+2029, the WTF-8
+// form of a lone surrogate as its \uXXXX escape, other invalid UTF-8 as
+// U+FFFD, and no HTML escaping. Adapters use it to write small JSON
 // wrappers without encoding/json's reflection.
 func AppendString(dst []byte, s string) []byte { return appendString(dst, s) }

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding/json"
 	"math"
 	"reflect"
 	"strconv"
@@ -117,7 +118,7 @@ func (d *decoder) value(p unsafe.Pointer, c *codec, mode uint8) error {
 		if ch != '"' {
 			return d.mismatch("string")
 		}
-		s, err := d.str()
+		s, err := d.strRaw()
 		if err != nil {
 			return err
 		}
@@ -547,8 +548,8 @@ func (d *decoder) mapAny() (map[string]any, error) {
 }
 
 // anyValue decodes the JSON value at d.pos into the shapes encoding/json
-// uses: map[string]any, []any, string, float64, bool or nil. NaN and the
-// infinities give float64 values.
+// uses with UseNumber: map[string]any, []any, string, json.Number, bool or
+// nil. NaN and the infinities are json.Number values too.
 func (d *decoder) anyValue() (any, error) {
 	d.skipWS()
 	if d.pos >= len(d.data) {
@@ -583,8 +584,28 @@ func (d *decoder) anyValue() (any, error) {
 	case 'n':
 		return nil, d.literal("null")
 	default:
-		return d.floatValue(64)
+		return d.numberValue()
 	}
+}
+
+// numberValue reads a number, NaN, Infinity or -Infinity at d.pos as a
+// json.Number holding its text, so that writing it again gives the same
+// text: 1 stays 1, 1.0 stays 1.0 and big integers stay exact.
+func (d *decoder) numberValue() (any, error) {
+	start := d.pos
+	if ok, _, err := d.nonFinite(); ok {
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		if c := d.data[d.pos]; c != '-' && (c < '0' || c > '9') {
+			return nil, d.syntaxErr(d.pos, "invalid character %s looking for a value", quoteChar(d.data[d.pos:]))
+		}
+		if _, _, err := d.number(); err != nil {
+			return nil, err
+		}
+	}
+	return json.Number(d.data[start:d.pos]), nil
 }
 
 // floatValue reads a number, NaN, Infinity or -Infinity at d.pos.

@@ -257,9 +257,9 @@ func encodeAny(dst []byte, v any, depth int) ([]byte, error) {
 		}
 		return append(dst, "false"...), nil
 	case float64:
-		return appendFloat(dst, x, 64), nil
+		return appendTypedFloat(dst, x, 64), nil
 	case float32:
-		return appendFloat(dst, float64(x), 32), nil
+		return appendTypedFloat(dst, float64(x), 32), nil
 	case int:
 		return strconv.AppendInt(dst, int64(x), 10), nil
 	case int64:
@@ -311,10 +311,10 @@ func encodeAny(dst []byte, v any, depth int) ([]byte, error) {
 	return encodeValue(dst, nv.UnsafePointer(), c, depth)
 }
 
-// appendTypedFloat appends the value of a float field. A whole number gets a
-// ".0", as Python writes it (1.0, -0.0), so that Python reads a float back,
-// not an int, and keeps the sign of zero. Untyped values (any) keep the
-// plain form, since a number there may have been an integer.
+// appendTypedFloat appends a Go float, in a float field or inside an any. A
+// whole number gets a ".0", as Python writes it (1.0, -0.0), so that Python
+// reads a float back, not an int, and keeps the sign of zero. Numbers read
+// into an any are json.Number values and keep their own text.
 func appendTypedFloat(dst []byte, f float64, bits int) []byte {
 	start := len(dst)
 	dst = appendFloat(dst, f, bits)
@@ -360,7 +360,7 @@ func appendFloat(dst []byte, f float64, bits int) []byte {
 
 // appendBytes appends b as a JSON string of its UTF-8 text.
 func appendBytes(dst, b []byte) ([]byte, error) {
-	if i := invalidUTF8At(b); i >= 0 {
+	if i := invalidWTF8At(b); i >= 0 {
 		return dst, &EncodeError{Msg: fmt.Sprintf("bytes are not valid UTF-8 (byte %d is 0x%02x); base64-encode binary data", i, b[i])}
 	}
 	return appendString(dst, unsafe.String(unsafe.SliceData(b), len(b))), nil
@@ -413,8 +413,10 @@ var plainASCII = func() (t [utf8.RuneSelf]bool) {
 const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string. It escapes what JSON requires
-// plus U+2028 and U+2029, replaces invalid UTF-8 with U+FFFD, and leaves
-// other UTF-8 and <, >, & as they are (Python does not HTML-escape).
+// plus U+2028 and U+2029, writes the WTF-8 form of a lone surrogate (ED A0
+// 80 to ED BF BF) as its \uXXXX escape, replaces other invalid UTF-8 with
+// U+FFFD, and leaves other UTF-8 and <, >, & as they are (Python does not
+// HTML-escape).
 func appendString(dst []byte, s string) []byte {
 	b := unsafe.Slice(unsafe.StringData(s), len(s))
 	dst = append(dst, '"')
@@ -457,8 +459,15 @@ func appendString(dst []byte, s string) []byte {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			dst = append(dst, b[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
+			if sr := surrogateAt(b, i); sr != 0 {
+				// A lone surrogate read from a \ud800 escape: write the
+				// escape back, as Python does.
+				dst = append(dst, '\\', 'u', 'd', hexDigits[sr>>8&0xf], hexDigits[sr>>4&0xf], hexDigits[sr&0xf])
+				i += 3
+			} else {
+				dst = append(dst, `\ufffd`...)
+				i++
+			}
 			start = i
 		case r == '\u2028' || r == '\u2029':
 			dst = append(dst, b[start:i]...)

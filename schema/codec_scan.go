@@ -137,10 +137,18 @@ func (d *decoder) literal(lit string) error {
 }
 
 // str reads the JSON string at d.pos (which is '"') and returns its text.
-// The result aliases the input when the string has no escapes and is valid
-// UTF-8, else it is d.scratch; either way it is valid only until the next
-// call. Invalid UTF-8 and lone surrogates become U+FFFD, as in encoding/json.
-func (d *decoder) str() ([]byte, error) {
+// The result aliases the input when the string has no escapes, else it is
+// d.scratch; either way it is valid only until the next call. Raw bytes
+// that are not valid UTF-8 are an error; an escaped lone surrogate
+// (\ud800) becomes its WTF-8 form, which appendString writes back as the
+// same escape.
+func (d *decoder) str() ([]byte, error) { return d.strAs(false) }
+
+// strRaw reads a string like str for a Bytes field, which keeps raw bytes
+// that are not valid UTF-8 as they are.
+func (d *decoder) strRaw() ([]byte, error) { return d.strAs(true) }
+
+func (d *decoder) strAs(raw bool) ([]byte, error) {
 	data := d.data
 	start := d.pos + 1
 	i := start
@@ -155,15 +163,14 @@ func (d *decoder) str() ([]byte, error) {
 		c := data[i]
 		switch {
 		case c == '"':
-			d.pos = i + 1
 			s := data[start:i]
-			if !ascii && !utf8.Valid(s) {
-				d.scratch = appendValidUTF8(d.scratch[:0], s)
-				return d.scratch, nil
+			if !ascii && !raw && !utf8.Valid(s) {
+				return nil, d.badUTF8(start, s)
 			}
+			d.pos = i + 1
 			return s, nil
 		case c == '\\':
-			return d.strSlow(start, i)
+			return d.strSlow(start, i, raw)
 		case c < 0x20:
 			return nil, d.syntaxErr(i, "invalid control character 0x%02x in string", c)
 		case c >= utf8.RuneSelf:
@@ -173,36 +180,27 @@ func (d *decoder) str() ([]byte, error) {
 	}
 }
 
-// appendValidUTF8 appends s to dst with each byte that is not part of valid
-// UTF-8 replaced by U+FFFD.
-func appendValidUTF8(dst, s []byte) []byte {
-	if utf8.Valid(s) {
-		return append(dst, s...)
+// badUTF8 is the error for the string bytes s, found at offset off, which
+// are not valid UTF-8. Python's side rejects such a payload as a whole.
+func (d *decoder) badUTF8(off int, s []byte) error {
+	i := invalidUTF8At(s)
+	if i < 0 {
+		i = 0
 	}
-	for len(s) > 0 {
-		if s[0] < utf8.RuneSelf {
-			dst = append(dst, s[0])
-			s = s[1:]
-			continue
-		}
-		r, size := utf8.DecodeRune(s)
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, "\uFFFD"...)
-		} else {
-			dst = append(dst, s[:size]...)
-		}
-		s = s[size:]
-	}
-	return dst
+	return d.syntaxErr(off+i, "invalid UTF-8 in string (byte 0x%02x)", s[i])
 }
 
 // strSlow finishes a string that has escapes: start is the offset of its
-// first byte, i of the first backslash.
-func (d *decoder) strSlow(start, i int) ([]byte, error) {
+// first byte, i of the first backslash. raw is as for strAs.
+func (d *decoder) strSlow(start, i int, raw bool) ([]byte, error) {
 	data := d.data
-	buf := appendValidUTF8(d.scratch[:0], data[start:i])
+	if !raw && !utf8.Valid(data[start:i]) {
+		return nil, d.badUTF8(start, data[start:i])
+	}
+	buf := append(d.scratch[:0], data[start:i]...)
 	for {
-		// Copy a run of plain bytes.
+		// Copy a run of plain bytes. Runs end at ASCII bytes, so a UTF-8
+		// sequence is never split between two of them.
 		j := i
 		for j+8 <= len(data) && special8(binary.LittleEndian.Uint64(data[j:])) == 0 {
 			j += 8
@@ -214,7 +212,11 @@ func (d *decoder) strSlow(start, i int) ([]byte, error) {
 			}
 			j++
 		}
-		buf = appendValidUTF8(buf, data[i:j])
+		if !raw && !utf8.Valid(data[i:j]) {
+			d.scratch = buf
+			return nil, d.badUTF8(i, data[i:j])
+		}
+		buf = append(buf, data[i:j]...)
 		i = j
 		if i >= len(data) {
 			d.scratch = buf
@@ -260,27 +262,41 @@ func (d *decoder) strSlow(start, i int) ([]byte, error) {
 				return nil, d.syntaxErr(i, "invalid \\u escape in string")
 			}
 			i += 6
-			if r >= 0xD800 && r < 0xDC00 {
+			if r >= 0xD800 && r < 0xDC00 && i+1 < len(data) && data[i] == '\\' && data[i+1] == 'u' {
 				// A high surrogate: combine it with a following low one.
-				if i+1 < len(data) && data[i] == '\\' && data[i+1] == 'u' {
-					if r2, ok := hex4(data, i+2); ok && r2 >= 0xDC00 && r2 < 0xE000 {
-						r = 0x10000 + (r-0xD800)<<10 + (r2 - 0xDC00)
-						i += 6
-					} else {
-						r = utf8.RuneError
-					}
-				} else {
-					r = utf8.RuneError
+				if r2, ok := hex4(data, i+2); ok && r2 >= 0xDC00 && r2 < 0xE000 {
+					r = 0x10000 + (r-0xD800)<<10 + (r2 - 0xDC00)
+					i += 6
 				}
-			} else if r >= 0xDC00 && r < 0xE000 {
-				r = utf8.RuneError
 			}
-			buf = utf8.AppendRune(buf, r)
+			if r >= 0xD800 && r < 0xE000 {
+				// A lone surrogate, which Python keeps in its str: hold it
+				// in the generalized UTF-8 (WTF-8) form.
+				buf = appendSurrogate(buf, r)
+			} else {
+				buf = utf8.AppendRune(buf, r)
+			}
 		default:
 			d.scratch = buf
 			return nil, d.syntaxErr(i, "invalid escape %s in string", strconv.Quote(`\`+string(rune(e))))
 		}
 	}
+}
+
+// appendSurrogate appends the surrogate code point r (U+D800 to U+DFFF) in
+// the three-byte form UTF-8 would give it if it allowed surrogates (WTF-8):
+// ED A0 80 to ED BF BF.
+func appendSurrogate(dst []byte, r rune) []byte {
+	return append(dst, 0xED, 0x80|byte(r>>6)&0x3F, 0x80|byte(r)&0x3F)
+}
+
+// surrogateAt returns the surrogate code point whose WTF-8 form starts
+// b[i:], or 0.
+func surrogateAt(b []byte, i int) rune {
+	if i+2 < len(b) && b[i] == 0xED && b[i+1]&0xE0 == 0xA0 && b[i+2]&0xC0 == 0x80 {
+		return 0xD000 | rune(b[i+1]&0x3F)<<6 | rune(b[i+2]&0x3F)
+	}
+	return 0
 }
 
 // hex4 reads 4 hex digits at data[i:].
@@ -338,8 +354,14 @@ func (d *decoder) skipString() error {
 			}
 		case c < 0x20:
 			return d.syntaxErr(i, "invalid control character 0x%02x in string", c)
-		default:
+		case c < utf8.RuneSelf:
 			i++
+		default:
+			r, size := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && size == 1 {
+				return d.syntaxErr(i, "invalid UTF-8 in string (byte 0x%02x)", c)
+			}
+			i += size
 		}
 	}
 }
