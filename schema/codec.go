@@ -67,6 +67,9 @@ type DecodeError struct {
 	Msg string
 	// Offset is the byte offset in the input where the problem was found.
 	Offset int
+	// Err is the error a type's UnmarshalJSON or UnmarshalText returned,
+	// or nil.
+	Err error
 
 	segs []string // path segments, innermost first, while unwinding
 }
@@ -79,6 +82,9 @@ func (e *DecodeError) Error() string {
 	return e.Path + ": " + e.Msg + " (offset " + strconv.Itoa(e.Offset) + ")"
 }
 
+// Unwrap returns Err.
+func (e *DecodeError) Unwrap() error { return e.Err }
+
 // EncodeError is returned by Marshal for a value that cannot be put on the
 // wire, e.g. a Bytes field that is not valid UTF-8.
 type EncodeError struct {
@@ -86,6 +92,8 @@ type EncodeError struct {
 	Path string
 	// Msg says what is wrong.
 	Msg string
+	// Err is the error a type's MarshalJSON or MarshalText returned, or nil.
+	Err error
 
 	segs []string // path segments, innermost first, while unwinding
 }
@@ -98,9 +106,14 @@ func (e *EncodeError) Error() string {
 	return "encode " + e.Path + ": " + e.Msg
 }
 
+// Unwrap returns Err.
+func (e *EncodeError) Unwrap() error { return e.Err }
+
 // TypeError is returned by Marshal, Unmarshal, Defaults and CheckType for a
 // Go type the codec cannot handle: a field of an unsupported kind, a bad
-// `default` tag, or two fields with the same JSON name.
+// `default` tag, two fields with the same JSON name, or (CheckType) a type
+// with a method for one direction only that cannot be handled otherwise in
+// the other.
 type TypeError struct {
 	// Type is the type in error; for a field problem, the struct holding it.
 	Type reflect.Type
@@ -108,18 +121,62 @@ type TypeError struct {
 	Field string
 	// Msg says what is wrong.
 	Msg string
+	// Root is the type that was asked about (given to CheckType, or the
+	// type of the value given to Marshal or Unmarshal). It is set when the
+	// problem is in a field, possibly of a type Root reaches.
+	Root reflect.Type
+	// Path is the Go path from Root to the field in error: field names
+	// joined by dots, with [] for an element of a list or map, e.g.
+	// "Items[].When". It is set with Root.
+	Path string
 }
 
-// Error implements error.
+// Error implements error. It names the type and field in error and, when
+// the field is deeper than Root's own fields, the path from Root:
+//
+//	schema: type *schema.Outer, field Items[].C (field C of schema.inner): kind chan is not supported
 func (e *TypeError) Error() string {
-	t := "<nil>"
-	if e.Type != nil {
-		t = e.Type.String()
-	}
-	if e.Field == "" {
+	t := typeName(e.Type)
+	switch {
+	case e.Field == "":
 		return "schema: type " + t + ": " + e.Msg
+	case e.Root != nil && e.Path != "" && e.Path != e.Field:
+		return "schema: type " + typeName(e.Root) + ", field " + e.Path + " (field " + e.Field + " of " + t + "): " + e.Msg
 	}
 	return "schema: type " + t + ", field " + e.Field + ": " + e.Msg
+}
+
+func typeName(t reflect.Type) string {
+	if t == nil {
+		return "<nil>"
+	}
+	return t.String()
+}
+
+// within returns a copy of e with seg in front of its path.
+func (e *TypeError) within(seg string) *TypeError {
+	cp := *e
+	cp.Root = nil
+	switch {
+	case cp.Path == "":
+		cp.Path = seg
+	case strings.HasPrefix(cp.Path, "["):
+		cp.Path = seg + cp.Path
+	default:
+		cp.Path = seg + "." + cp.Path
+	}
+	return &cp
+}
+
+// inField returns e as an error in field name of struct t: a problem with
+// a type (the field's, or one it holds) becomes a problem of the field.
+func (e *TypeError) inField(t reflect.Type, name string) *TypeError {
+	if e.Field != "" {
+		return e.within(name)
+	}
+	out := e.within(name)
+	out.Type, out.Field, out.Msg = t, name, "type "+typeName(e.Type)+": "+e.Msg
+	return out
 }
 
 // Paths are built while the code walking a value unwinds after an error:
@@ -317,16 +374,84 @@ func Defaults(v any) error {
 	return nil
 }
 
-// CheckType reports whether the codec can handle values of type t: every
-// field type is supported, every `default` tag parses and no two fields share
-// a JSON name. The answer is cached; Marshal and Unmarshal give the same
-// error for such a type. Use it to check message types up front.
+// CheckType reports whether the codec can encode and decode values of type
+// t: every field type is supported, every `default` tag parses, no two
+// fields share a JSON name, and a type with a method for one direction only
+// (MarshalJSON without UnmarshalJSON, say) can be handled by its kind in the
+// other. Types with json.Marshaler, json.Unmarshaler,
+// encoding.TextMarshaler and encoding.TextUnmarshaler methods (time.Time,
+// for one) are accepted. The error is a *TypeError naming t, the field path
+// from t and the type in error. The answer is cached; Marshal and Unmarshal
+// give the same error for a type whose plan cannot be built. Use it to check
+// message types up front.
 func CheckType(t reflect.Type) error {
 	if t == nil {
 		return &TypeError{Msg: "nil type"}
 	}
-	_, err := planFor(t)
+	if v, ok := checkCache.Load(t); ok {
+		return v.(*planEntry).err
+	}
+	c, err := planFor(t)
+	if err == nil {
+		if te := oneWay(c, true, map[*codec]bool{}); te != nil {
+			err = te.rooted(t)
+		} else if te := oneWay(c, false, map[*codec]bool{}); te != nil {
+			err = te.rooted(t)
+		}
+	}
+	checkCache.Store(t, &planEntry{err: err})
 	return err
+}
+
+// checkCache holds the answers of CheckType: reflect.Type -> *planEntry.
+var checkCache sync.Map
+
+// rooted returns e with Root set to t when e is about a field.
+func (e *TypeError) rooted(t reflect.Type) error {
+	if e.Path != "" {
+		e.Root = t
+	}
+	return e
+}
+
+// oneWay returns an error for the first value reachable from plan c that
+// cannot be encoded (enc) or decoded (!enc): a type with a method for the
+// other direction only, whose kind the codec does not handle.
+func oneWay(c *codec, enc bool, seen map[*codec]bool) *TypeError {
+	if seen[c] {
+		return nil
+	}
+	seen[c] = true
+	switch c.kind {
+	case kCustom:
+		h := c.hooks
+		if enc && h.enc != hookNone || !enc && h.dec != hookNone {
+			return nil
+		}
+		if h.fallback != nil {
+			return oneWay(h.fallback, enc, seen)
+		}
+		has, lacks, verb := "UnmarshalJSON or UnmarshalText", "MarshalJSON or MarshalText", "encoded"
+		if !enc {
+			has, lacks, verb = lacks, has, "decoded"
+		}
+		return &TypeError{Type: c.typ, Msg: "has " + has + " but no " + lacks +
+			", and cannot be " + verb + " otherwise: " + h.fallbackErr.Msg}
+	case kPtr:
+		return oneWay(c.elem, enc, seen)
+	case kSlice, kMap:
+		if te := oneWay(c.elem, enc, seen); te != nil {
+			return te.within("[]")
+		}
+	case kStruct:
+		for i := range c.fields {
+			f := &c.fields[i]
+			if te := oneWay(f.c, enc, seen); te != nil {
+				return te.inField(c.typ, f.goName)
+			}
+		}
+	}
+	return nil
 }
 
 // target checks that v is a non-nil pointer and returns what it points to

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding"
 	"encoding/json"
 	"math"
 	"reflect"
@@ -52,6 +53,13 @@ func expectedOf(c *codec) string {
 		return "array"
 	case kMap, kStruct:
 		return "object"
+	case kCustom:
+		if c.hooks.dec == hookText {
+			return "string"
+		}
+		if c.hooks.dec == hookNone && c.hooks.fallback != nil {
+			return expectedOf(c.hooks.fallback)
+		}
 	}
 	return "value"
 }
@@ -171,8 +179,49 @@ func (d *decoder) value(p unsafe.Pointer, c *codec, mode uint8) error {
 			return d.mismatch("object")
 		}
 		return d.object(p, c, mode)
+	case kCustom:
+		return d.custom(p, c, mode)
 	}
 	return nil
+}
+
+// custom decodes the JSON value at d.pos (not null) into p, a value of a
+// type with its own UnmarshalJSON or UnmarshalText. UnmarshalJSON gets the
+// value's text, checked to be valid JSON; UnmarshalText gets the content of
+// a JSON string.
+func (d *decoder) custom(p unsafe.Pointer, c *codec, mode uint8) error {
+	h := c.hooks
+	switch h.dec {
+	case hookJSON:
+		start := d.pos
+		if err := d.skip(); err != nil {
+			return err
+		}
+		u := reflect.NewAt(c.typ, p).Interface().(json.Unmarshaler)
+		if err := u.UnmarshalJSON(d.data[start:d.pos]); err != nil {
+			return &DecodeError{Msg: "UnmarshalJSON of " + c.typ.String() + ": " + err.Error(), Offset: start, Err: err}
+		}
+		return nil
+	case hookText:
+		if d.data[d.pos] != '"' {
+			return d.mismatch("string")
+		}
+		start := d.pos
+		s, err := d.str()
+		if err != nil {
+			return err
+		}
+		u := reflect.NewAt(c.typ, p).Interface().(encoding.TextUnmarshaler)
+		if err := u.UnmarshalText(s); err != nil {
+			return &DecodeError{Msg: "UnmarshalText of " + c.typ.String() + ": " + err.Error(), Offset: start, Err: err}
+		}
+		return nil
+	}
+	if h.fallback == nil {
+		return &DecodeError{Msg: "type " + c.typ.String() + " has no UnmarshalJSON or UnmarshalText method and cannot be decoded otherwise: " +
+			h.fallbackErr.Msg, Offset: d.pos}
+	}
+	return d.value(p, h.fallback, mode)
 }
 
 // null stores what a JSON null gives for a value of plan c at p: zero, or a

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -64,8 +65,40 @@ func encodeValue(dst []byte, p unsafe.Pointer, c *codec, depth int) ([]byte, err
 			return dst, tooDeep()
 		}
 		return encodeStruct(dst, p, c, depth+1)
+	case kCustom:
+		return encodeCustom(dst, p, c, depth)
 	}
 	return dst, &EncodeError{Msg: "unsupported type " + c.typ.String()}
+}
+
+// encodeCustom appends the JSON form of p, a value of a type with its own
+// MarshalJSON or MarshalText, to dst. The JSON a MarshalJSON returns must be
+// one valid value; MarshalText's text is written as a JSON string.
+func encodeCustom(dst []byte, p unsafe.Pointer, c *codec, depth int) ([]byte, error) {
+	h := c.hooks
+	switch h.enc {
+	case hookJSON:
+		m := reflect.NewAt(c.typ, p).Interface().(json.Marshaler)
+		out, err := m.MarshalJSON()
+		if err != nil {
+			return dst, &EncodeError{Msg: "MarshalJSON of " + c.typ.String() + ": " + err.Error(), Err: err}
+		}
+		if len(out) == 0 {
+			return dst, &EncodeError{Msg: "MarshalJSON of " + c.typ.String() + " returned nothing"}
+		}
+		return appendValue(dst, out, "MarshalJSON of "+c.typ.String()+" returned invalid JSON")
+	case hookText:
+		m := reflect.NewAt(c.typ, p).Interface().(encoding.TextMarshaler)
+		out, err := m.MarshalText()
+		if err != nil {
+			return dst, &EncodeError{Msg: "MarshalText of " + c.typ.String() + ": " + err.Error(), Err: err}
+		}
+		return appendString(dst, unsafe.String(unsafe.SliceData(out), len(out))), nil
+	}
+	if h.fallback == nil {
+		return dst, &EncodeError{Msg: "type " + c.typ.String() + " has no MarshalJSON or MarshalText method and cannot be encoded otherwise: " + h.fallbackErr.Msg}
+	}
+	return encodeValue(dst, p, h.fallback, depth)
 }
 
 func tooDeep() error {
@@ -372,16 +405,22 @@ func appendRaw(dst, raw []byte) ([]byte, error) {
 	if len(raw) == 0 {
 		return append(dst, "null"...), nil
 	}
+	return appendValue(dst, raw, "invalid json.RawMessage")
+}
+
+// appendValue appends raw, without the whitespace around it, after checking
+// that it holds exactly one JSON value; what prefixes the error message.
+func appendValue(dst, raw []byte, what string) ([]byte, error) {
 	d := decoder{data: raw}
 	d.skipWS()
 	start := d.pos
 	if err := d.skip(); err != nil {
-		return dst, &EncodeError{Msg: "invalid json.RawMessage: " + err.Error()}
+		return dst, &EncodeError{Msg: what + ": " + err.Error()}
 	}
 	end := d.pos
 	d.skipWS()
 	if d.pos != len(raw) {
-		return dst, &EncodeError{Msg: fmt.Sprintf("invalid json.RawMessage: unexpected %s after the value (offset %d)", d.found(), d.pos)}
+		return dst, &EncodeError{Msg: fmt.Sprintf("%s: unexpected %s after the value (offset %d)", what, d.found(), d.pos)}
 	}
 	return append(dst, raw[start:end]...), nil
 }

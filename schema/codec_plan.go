@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -21,6 +22,9 @@ type codec struct {
 	typ  reflect.Type
 	size uintptr
 	elem *codec // pointee, list element or map value
+
+	// kCustom only.
+	hooks *hooks
 
 	// Structs only.
 	fields   []field
@@ -46,7 +50,27 @@ const (
 	kSlice
 	kMap // map with a string key
 	kStruct
+	kCustom // a type with its own JSON or text methods (time.Time, ...)
 )
+
+// hook says which method a custom type uses in one direction.
+type hook uint8
+
+const (
+	hookNone hook = iota
+	hookJSON      // MarshalJSON / UnmarshalJSON
+	hookText      // MarshalText / UnmarshalText, as a JSON string
+)
+
+// hooks is the part of a plan for a type with its own JSON or text methods.
+// A direction without a method uses the plan of the type's own kind
+// (fallback), as encoding/json does; when that kind is not supported either,
+// fallback is nil and fallbackErr says why.
+type hooks struct {
+	enc, dec    hook
+	fallback    *codec
+	fallbackErr *TypeError
+}
 
 // fastPath marks common types that have a hand-written path.
 type fastPath uint8
@@ -101,7 +125,42 @@ var (
 	rtFloat64    = reflect.TypeFor[float64]()
 	rtInt64      = reflect.TypeFor[int64]()
 	rtAny        = reflect.TypeFor[any]()
+	rtBytes      = reflect.TypeFor[Bytes]()
+
+	rtJSONMarshaler   = reflect.TypeFor[json.Marshaler]()
+	rtJSONUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+	rtTextMarshaler   = reflect.TypeFor[encoding.TextMarshaler]()
+	rtTextUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
+
+// hooksFor returns the JSON and text methods of t, or nil when it has none
+// the codec uses. Methods of *T count, since the codec always holds values
+// by address. Bytes and json.RawMessage have JSON methods that do what
+// their plans do, so their plans are used.
+func hooksFor(t reflect.Type) *hooks {
+	switch {
+	case t.Kind() == reflect.Pointer, t.Kind() == reflect.Interface, t == rtRawMessage, t == rtBytes:
+		return nil
+	}
+	pt := reflect.PointerTo(t)
+	h := &hooks{}
+	switch {
+	case pt.Implements(rtJSONMarshaler):
+		h.enc = hookJSON
+	case pt.Implements(rtTextMarshaler):
+		h.enc = hookText
+	}
+	switch {
+	case pt.Implements(rtJSONUnmarshaler):
+		h.dec = hookJSON
+	case pt.Implements(rtTextUnmarshaler):
+		h.dec = hookText
+	}
+	if h.enc == hookNone && h.dec == hookNone {
+		return nil
+	}
+	return h
+}
 
 type planEntry struct {
 	c   *codec
@@ -128,6 +187,11 @@ func planFor(t reflect.Type) (*codec, error) {
 	b := builder{built: map[reflect.Type]*codec{}}
 	c, err := b.build(t)
 	if err != nil {
+		if te, ok := err.(*TypeError); ok && te.Path != "" {
+			cp := *te
+			cp.Root = t
+			err = &cp
+		}
 		planCache.Store(t, &planEntry{err: err})
 		return nil, err
 	}
@@ -161,6 +225,31 @@ func (b *builder) build(t reflect.Type) (*codec, error) {
 	c := &codec{typ: t, size: t.Size()}
 	b.built[t] = c
 	b.order = append(b.order, c)
+	if h := hooksFor(t); h != nil {
+		c.kind, c.hooks = kCustom, h
+		if h.enc == hookNone || h.dec == hookNone {
+			fb := &codec{typ: t, size: t.Size()}
+			if err := b.buildKind(fb, t); err != nil {
+				te, ok := err.(*TypeError)
+				if !ok {
+					return nil, err
+				}
+				h.fallbackErr = te
+			} else {
+				b.order = append(b.order, fb)
+				h.fallback = fb
+			}
+		}
+		return c, nil
+	}
+	if err := b.buildKind(c, t); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// buildKind fills in plan c for type t by its kind.
+func (b *builder) buildKind(c *codec, t reflect.Type) error {
 	var err error
 	switch t.Kind() {
 	case reflect.Bool:
@@ -178,7 +267,7 @@ func (b *builder) build(t reflect.Type) (*codec, error) {
 		}
 	case reflect.Interface:
 		if t.NumMethod() != 0 {
-			return nil, &TypeError{Type: t, Msg: "interfaces with methods are not supported; use any"}
+			return &TypeError{Type: t, Msg: "interfaces with methods are not supported; use any"}
 		}
 		c.kind = kAny
 	case reflect.Pointer:
@@ -206,7 +295,7 @@ func (b *builder) build(t reflect.Type) (*codec, error) {
 		}
 	case reflect.Map:
 		if t.Key().Kind() != reflect.String {
-			return nil, &TypeError{Type: t, Msg: "map keys must be strings"}
+			return &TypeError{Type: t, Msg: "map keys must be strings"}
 		}
 		c.kind = kMap
 		if t.Key() == rtString {
@@ -222,12 +311,14 @@ func (b *builder) build(t reflect.Type) (*codec, error) {
 		c.kind = kStruct
 		err = b.buildStruct(c, t)
 	default:
-		return nil, &TypeError{Type: t, Msg: "kind " + t.Kind().String() + " is not supported"}
+		return &TypeError{Type: t, Msg: "kind " + t.Kind().String() + " is not supported"}
 	}
-	if err != nil {
-		return nil, err
+	if err != nil && (c.kind == kSlice || c.kind == kMap) {
+		if te, ok := err.(*TypeError); ok {
+			err = te.within("[]")
+		}
 	}
-	return c, nil
+	return err
 }
 
 // candidate is a struct field found while flattening embedded structs.
@@ -260,7 +351,7 @@ func (b *builder) buildStruct(c *codec, t reflect.Type) error {
 		case cd.depth > old.depth || (cd.depth == old.depth && old.tagged && !cd.tagged):
 			drop[i] = true
 		default:
-			return &TypeError{Type: t, Field: cd.f.goName,
+			return &TypeError{Type: t, Field: cd.f.goName, Path: cd.f.goName,
 				Msg: fmt.Sprintf("JSON name %q is also used by field %s", cd.f.name, old.f.goName)}
 		}
 	}
@@ -286,14 +377,17 @@ func (b *builder) collect(t reflect.Type, base uintptr, depth int, out *[]candid
 		name, opts, _ := strings.Cut(tag, ",")
 		if sf.Anonymous && name == "" {
 			ft := sf.Type
-			if ft.Kind() == reflect.Struct {
+			if ft.Kind() == reflect.Struct && hooksFor(ft) == nil {
 				if err := b.collect(ft, base+sf.Offset, depth+1, out); err != nil {
+					if te, ok := err.(*TypeError); ok {
+						err = te.within(sf.Name)
+					}
 					return err
 				}
 				continue
 			}
 			if ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct {
-				return &TypeError{Type: t, Field: sf.Name,
+				return &TypeError{Type: t, Field: sf.Name, Path: sf.Name,
 					Msg: "embedded pointers to structs are not supported; give the field a name"}
 			}
 		}
@@ -304,7 +398,7 @@ func (b *builder) collect(t reflect.Type, base uintptr, depth int, out *[]candid
 			var opt string
 			opt, opts, _ = strings.Cut(opts, ",")
 			if opt == "string" {
-				return &TypeError{Type: t, Field: sf.Name, Msg: "the json tag option \"string\" is not supported"}
+				return &TypeError{Type: t, Field: sf.Name, Path: sf.Name, Msg: "the json tag option \"string\" is not supported"}
 			}
 		}
 		if name == "" {
@@ -313,8 +407,8 @@ func (b *builder) collect(t reflect.Type, base uintptr, depth int, out *[]candid
 		}
 		fc, err := b.build(sf.Type)
 		if err != nil {
-			if te, ok := err.(*TypeError); ok && te.Field == "" {
-				return &TypeError{Type: t, Field: sf.Name, Msg: "type " + sf.Type.String() + ": " + te.Msg}
+			if te, ok := err.(*TypeError); ok {
+				return te.inField(t, sf.Name)
 			}
 			return err
 		}
@@ -327,8 +421,11 @@ func (b *builder) collect(t reflect.Type, base uintptr, depth int, out *[]candid
 		}
 		if dv, ok := sf.Tag.Lookup("default"); ok {
 			v, msg := parseDefault(sf.Type, dv)
+			if msg == "" && (fc.kind == kCustom || fc.kind == kPtr && fc.elem.kind == kCustom) {
+				msg = "defaults are not supported on " + sf.Type.String() + ", which has its own JSON or text methods"
+			}
 			if msg != "" {
-				return &TypeError{Type: t, Field: sf.Name, Msg: fmt.Sprintf("bad default tag %q: %s", dv, msg)}
+				return &TypeError{Type: t, Field: sf.Name, Path: sf.Name, Msg: fmt.Sprintf("bad default tag %q: %s", dv, msg)}
 			}
 			f.def = v
 		}
@@ -476,6 +573,8 @@ func zero(p unsafe.Pointer, c *codec) {
 		*(*sliceHeader)(p) = sliceHeader{}
 	case kStruct:
 		c.reset(p)
+	case kCustom:
+		reflect.NewAt(c.typ, p).Elem().SetZero()
 	}
 }
 
