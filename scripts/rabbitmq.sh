@@ -18,9 +18,10 @@
 # the Erlang distribution on that port + 20000 and epmd on
 # SWITCHYARD_RABBITMQ_EPMD_PORT (default 14369).
 #
-# The only user is `switchyard` with a password generated on first use; it
-# has all permissions on the vhosts "/" and "switchyard-test". The guest user
-# is not created. max_message_size is 16 MiB (RabbitMQ's default is 128 MiB)
+# The main user is `switchyard` with a password generated on first use; it
+# has all permissions on the vhosts "/" and "switchyard-test". The user
+# `switchyard-ro` (same password) may only read on "/", for tests of refused
+# operations. The guest user is not created. max_message_size is 16 MiB (RabbitMQ's default is 128 MiB)
 # so that a test can provoke the broker's refusal of a too large message
 # cheaply. No plugins are enabled (rabbitmqctl lists exchanges and queues).
 #
@@ -36,6 +37,7 @@ dist_port=$((port + 20000))
 epmd_port="${SWITCHYARD_RABBITMQ_EPMD_PORT:-14369}"
 node="switchyard-rabbit@localhost"
 user=switchyard
+ro_user=switchyard-ro
 test_vhost=switchyard-test
 rabbit_bin=/usr/lib/rabbitmq/bin
 conf="$run_dir/rabbitmq.conf"
@@ -246,7 +248,7 @@ cmd_start() {
   # The user and vhosts: the configuration creates the user and "/" on
   # empty data; the rest is done once per data directory (each rabbitmqctl
   # call costs seconds).
-  if [ ! -e "$mnesia_dir/provisioned" ] || [ "$mnesia_dir/provisioned" -ot "$password_file" ]; then
+  if [ ! -e "$mnesia_dir/provisioned-2" ] || [ "$mnesia_dir/provisioned-2" -ot "$password_file" ]; then
     ctl -q add_user "$user" "$(password)" >/dev/null 2>&1 || ctl -q change_password "$user" "$(password)" >/dev/null 2>&1 ||
       die "setting the password of $user failed"
     ctl -q set_user_tags "$user" administrator >/dev/null
@@ -255,7 +257,12 @@ cmd_start() {
     for vh in / "$test_vhost"; do
       ctl -q set_permissions -p "$vh" "$user" '.*' '.*' '.*' >/dev/null || die "setting permissions on vhost $vh failed"
     done
-    touch "$mnesia_dir/provisioned"
+    # A user that may read but neither declare nor publish, for the tests
+    # of refused operations.
+    ctl -q add_user "$ro_user" "$(password)" >/dev/null 2>&1 || ctl -q change_password "$ro_user" "$(password)" >/dev/null 2>&1 ||
+      die "setting the password of $ro_user failed"
+    ctl -q set_permissions -p / "$ro_user" '^$' '^$' '.*' >/dev/null || die "setting permissions of $ro_user failed"
+    touch "$mnesia_dir/provisioned-2"
   fi
   pid="$(running_pid)" || die "rabbitmq exited after starting: $(log_tail)"
   echo "rabbitmq: running (pid $pid) at amqp://$host:$port, ready after $((SECONDS - t0))s"
@@ -313,6 +320,7 @@ cmd_env() {
   printf 'export SWITCHYARD_RABBITMQ_PORT=%q\n' "$port"
   printf 'export SWITCHYARD_RABBITMQ_USER=%q\n' "$user"
   printf 'export SWITCHYARD_RABBITMQ_PASSWORD=%q\n' "$pw"
+  printf 'export SWITCHYARD_RABBITMQ_RO_USER=%q\n' "$ro_user"
   printf 'export SWITCHYARD_RABBITMQ_TEST_VHOST=%q\n' "$test_vhost"
   printf 'export SWITCHYARD_RABBITMQ_RESTART=%q\n' "$self restart"
   printf 'export SWITCHYARD_RABBITMQ_STOP=%q\n' "$self stop"
