@@ -24,6 +24,7 @@ const (
 	DefaultCloseTimeout        = 30 * time.Second
 	DefaultNackRedeliveryDelay = time.Second
 	DefaultReceiverQueueSize   = 1000
+	DefaultSlowConnectInterval = 5 * time.Second
 )
 
 // ClientConfig says how to reach and log in to the broker. It is embedded in
@@ -65,6 +66,17 @@ type ClientConfig struct {
 	// consumer to get back to the broker after a lost connection (the client
 	// library's own cap is one minute). Default 5s.
 	ReconnectMaxBackoff time.Duration
+	// OnSlowConnect, when set, is called every SlowConnectInterval while
+	// creating a producer or a consumer is still pending, typically because
+	// the broker cannot be reached yet, with the time waited so far and the
+	// limit after which creating it fails (OperationTimeout). It lets the
+	// caller log progress ("still connecting to pulsar://... (10s of
+	// 30s)"). It runs on a goroutine of its own, never after the creation
+	// returned, and must not block for long.
+	OnSlowConnect func(elapsed, limit time.Duration)
+	// SlowConnectInterval is the pause between OnSlowConnect calls. Default
+	// 5s.
+	SlowConnectInterval time.Duration
 }
 
 func (c *ClientConfig) setDefaults() {
@@ -80,6 +92,20 @@ func (c *ClientConfig) setDefaults() {
 	}
 	if c.ReconnectMaxBackoff == 0 {
 		c.ReconnectMaxBackoff = DefaultReconnectMaxBackoff
+	}
+	if c.SlowConnectInterval == 0 {
+		c.SlowConnectInterval = DefaultSlowConnectInterval
+	}
+}
+
+// setSharedClientDefaults sets the defaults of the settings that still apply when
+// a shared client is given (PublisherConfig.Client, SubscriberConfig.Client).
+func (c *ClientConfig) setSharedClientDefaults() {
+	if c.ReconnectMaxBackoff == 0 {
+		c.ReconnectMaxBackoff = DefaultReconnectMaxBackoff
+	}
+	if c.SlowConnectInterval == 0 {
+		c.SlowConnectInterval = DefaultSlowConnectInterval
 	}
 }
 
@@ -102,6 +128,9 @@ func (c ClientConfig) Validate() error {
 	}
 	if c.ReconnectMaxBackoff < 0 {
 		return fmt.Errorf("pulsarpubsub: ReconnectMaxBackoff must not be negative, got %s", c.ReconnectMaxBackoff)
+	}
+	if c.SlowConnectInterval < 0 {
+		return fmt.Errorf("pulsarpubsub: SlowConnectInterval must not be negative, got %s", c.SlowConnectInterval)
 	}
 	return nil
 }
@@ -235,7 +264,8 @@ func checkTokenFile(path string) error {
 // PublisherConfig configures a Publisher.
 type PublisherConfig struct {
 	// ClientConfig says how to connect. It is not used when Client is set,
-	// except ReconnectMaxBackoff.
+	// except ReconnectMaxBackoff and OnSlowConnect (which, when not set,
+	// is the one given to NewClient for Client).
 	ClientConfig
 	// Client, when not nil, is used instead of a client of the publisher's
 	// own. Close does not close it.
@@ -290,8 +320,8 @@ type PublisherConfig struct {
 func (c *PublisherConfig) setDefaults() {
 	if c.Client == nil {
 		c.ClientConfig.setDefaults()
-	} else if c.ReconnectMaxBackoff == 0 {
-		c.ReconnectMaxBackoff = DefaultReconnectMaxBackoff
+	} else {
+		c.ClientConfig.setSharedClientDefaults()
 	}
 	if c.EnableChunking {
 		c.DisableBatching = true
@@ -392,7 +422,8 @@ type DeadLetterPolicy struct {
 // SubscriberConfig configures a Subscriber.
 type SubscriberConfig struct {
 	// ClientConfig says how to connect. It is not used when Client is set,
-	// except ReconnectMaxBackoff.
+	// except ReconnectMaxBackoff and OnSlowConnect (which, when not set,
+	// is the one given to NewClient for Client).
 	ClientConfig
 	// Client, when not nil, is used instead of a client of the subscriber's
 	// own. Close does not close it.
@@ -432,20 +463,23 @@ type SubscriberConfig struct {
 	// AckWithResponse makes every ack wait for the broker's confirmation, so
 	// that a failed ack is logged. Slower; off by default.
 	AckWithResponse bool
-	// EnableBatchIndexAcknowledgment acks the messages of a batch one by
-	// one. Without it a batch is acknowledged to the broker only when all its
-	// messages were acked, and a nack of one message makes the broker deliver
-	// the whole batch again, the messages already acked included. It needs
-	// acknowledgmentAtBatchIndexLevelEnabled=true on the broker (off by
-	// default there).
-	EnableBatchIndexAcknowledgment bool
+	// DisableBatchIndexAcknowledgment turns off acknowledging the messages
+	// of a batch one by one. Batch index acknowledgment is on by default: a
+	// consumer that crashes, or nacks one message of a batch, gets only the
+	// messages of the batch it had not acked again. Without it a batch is
+	// acknowledged to the broker only when all its messages were acked, so
+	// the whole batch, the messages already acked included, comes again.
+	// The broker must have acknowledgmentAtBatchIndexLevelEnabled=true (off
+	// by default there; scripts/pulsar.sh turns it on); a broker without it
+	// behaves as if this were set.
+	DisableBatchIndexAcknowledgment bool
 }
 
 func (c *SubscriberConfig) setDefaults() {
 	if c.Client == nil {
 		c.ClientConfig.setDefaults()
-	} else if c.ReconnectMaxBackoff == 0 {
-		c.ReconnectMaxBackoff = DefaultReconnectMaxBackoff
+	} else {
+		c.ClientConfig.setSharedClientDefaults()
 	}
 	if c.SubscriptionType == "" {
 		c.SubscriptionType = Shared

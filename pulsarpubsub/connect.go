@@ -15,6 +15,26 @@ type connInfo struct {
 	url              string // without user information
 	operationTimeout time.Duration
 	diag             *connDiag
+	onSlow           func(elapsed, limit time.Duration)
+	slowInterval     time.Duration
+}
+
+// slowHook returns the OnSlowConnect hook, its interval and the limit it
+// reports for a publisher or subscriber configured with cfg (defaults
+// applied) on a client described by c: the hook of cfg, else the one the
+// client was made with.
+func (c *connInfo) slowHook(cfg ClientConfig) (func(elapsed, limit time.Duration), time.Duration, time.Duration) {
+	hook, interval, limit := cfg.OnSlowConnect, cfg.SlowConnectInterval, cfg.OperationTimeout
+	if c != nil {
+		if hook == nil {
+			hook, interval = c.onSlow, c.slowInterval
+		}
+		limit = c.operationTimeout
+	}
+	if limit == 0 {
+		limit = DefaultOperationTimeout
+	}
+	return hook, interval, limit
 }
 
 // sharedClient is a pulsar.Client made by NewClient. It remembers the broker
@@ -57,7 +77,13 @@ func NewClient(cfg ClientConfig, logger watermill.LoggerAdapter) (pulsar.Client,
 
 // newClient makes a client for cfg (defaults applied, valid).
 func newClient(cfg ClientConfig, logger watermill.LoggerAdapter) (pulsar.Client, *connInfo, error) {
-	info := &connInfo{url: redactURL(cfg.URL), operationTimeout: cfg.OperationTimeout, diag: &connDiag{}}
+	info := &connInfo{
+		url:              redactURL(cfg.URL),
+		operationTimeout: cfg.OperationTimeout,
+		diag:             &connDiag{},
+		onSlow:           cfg.OnSlowConnect,
+		slowInterval:     cfg.SlowConnectInterval,
+	}
 	opts, err := cfg.clientOptions(logger, info.diag)
 	if err != nil {
 		return nil, nil, err

@@ -58,10 +58,18 @@ func (l *clientLogger) WithError(err error) log.Entry {
 // Debug drops the line. The library's debug lines describe every command
 // and every message sent, payload included; formatting them costs more than
 // sending the message, so they are not passed on at any level.
-func (l *clientLogger) Debug(...interface{}) {}
+// The one exception is the line that says a consumer lost its connection,
+// which is passed to the connection tracker.
+func (l *clientLogger) Debug(args ...interface{}) {
+	if len(args) == 1 {
+		if msg, ok := args[0].(string); ok && msg == logConsumerLost {
+			l.diag.observe(msg, l.fields)
+		}
+	}
+}
 
 // Info logs at debug level.
-func (l *clientLogger) Info(args ...interface{}) { l.logger.Debug(fmt.Sprint(args...), l.fields) }
+func (l *clientLogger) Info(args ...interface{}) { l.info(fmt.Sprint(args...)) }
 
 // Warn logs at info level.
 func (l *clientLogger) Warn(args ...interface{}) { l.warn(fmt.Sprint(args...)) }
@@ -74,7 +82,7 @@ func (l *clientLogger) Debugf(string, ...interface{}) {}
 
 // Infof logs at debug level.
 func (l *clientLogger) Infof(format string, args ...interface{}) {
-	l.logger.Debug(fmt.Sprintf(format, args...), l.fields)
+	l.info(fmt.Sprintf(format, args...))
 }
 
 // Warnf logs at info level.
@@ -87,14 +95,21 @@ func (l *clientLogger) Errorf(format string, args ...interface{}) {
 	l.error(fmt.Sprintf(format, args...))
 }
 
+func (l *clientLogger) info(msg string) {
+	l.diag.observe(msg, l.fields)
+	l.logger.Debug(msg, l.fields)
+}
+
 func (l *clientLogger) warn(msg string) {
 	l.diag.record(msg, l.fields)
+	l.diag.observe(msg, l.fields)
 	fields := l.with(log.Fields{"pulsar_level": "warn"}).fields
 	l.logger.Info(msg, fields)
 }
 
 func (l *clientLogger) error(msg string) {
 	l.diag.record(msg, l.fields)
+	l.diag.observe(msg, l.fields)
 	if closingNoise(msg, l.fields) {
 		// The library reports nacks and acks that race with a consumer
 		// being closed; the messages concerned are redelivered, so this
@@ -122,11 +137,21 @@ func closingNoise(msg string, fields watermill.LogFields) bool {
 	return ok && strings.Contains(err.Error(), "consumer closing or closed")
 }
 
-// connDiag remembers the last connection failure the client library logged.
+// connDiag remembers the last connection failure the client library logged,
+// and which producers and consumers are without a connection.
 type connDiag struct {
 	mu     sync.Mutex
 	at     time.Time
 	reason string
+
+	links linkTracker
+}
+
+// observe passes a log line to the connection tracker.
+func (d *connDiag) observe(msg string, fields watermill.LogFields) {
+	if d != nil {
+		d.links.observe(msg, fields)
+	}
 }
 
 // record keeps msg (with its error) when it is a failure logged by a

@@ -1,9 +1,13 @@
 package pulsarpubsub
 
 import (
+	"strconv"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/apache/pulsar-client-go/pulsar"
+
+	"github.com/switchyard-go/switchyard/schema"
 )
 
 // UUIDProperty is the Pulsar message property that carries the watermill
@@ -32,20 +36,22 @@ func producerMessage(msg *message.Message, keyMetadata string) *pulsar.ProducerM
 
 // watermillMessage turns a received Pulsar message into a watermill message:
 // the UUID from UUIDProperty (a new one when a foreign producer did not set
-// it), the other properties as metadata and, when keyMetadata is set, the
-// message key under that metadata key unless a property already fills it.
-func watermillMessage(pm pulsar.Message, keyMetadata string) *message.Message {
+// it), the other properties as metadata, schema.DeliveryAttemptKey set to
+// attempt and, when keyMetadata is set, the message key under that metadata
+// key unless a property already fills it.
+func watermillMessage(pm pulsar.Message, keyMetadata string, attempt int) *message.Message {
 	props := pm.Properties()
 	uuid := props[UUIDProperty]
 	if uuid == "" {
 		uuid = watermill.NewUUID()
 	}
-	md := make(message.Metadata, len(props)+1)
+	md := make(message.Metadata, len(props)+2)
 	for k, v := range props {
 		if k != UUIDProperty {
 			md[k] = v
 		}
 	}
+	md[schema.DeliveryAttemptKey] = strconv.Itoa(attempt)
 	if keyMetadata != "" {
 		if key := pm.Key(); key != "" {
 			if _, ok := md[keyMetadata]; !ok {
@@ -56,4 +62,27 @@ func watermillMessage(pm pulsar.Message, keyMetadata string) *message.Message {
 	msg := message.NewMessage(uuid, pm.Payload())
 	msg.Metadata = md
 	return msg
+}
+
+// deliveryAttempt returns the delivery attempt of a received message. On a
+// persistent topic the broker counts redeliveries: the attempt is that
+// count plus one, whatever the message's properties say. On a non-persistent
+// topic the broker redelivers nothing; a nacked message comes back as a copy
+// that carries its attempt in schema.DeliveryAttemptKey (see Subscriber), so
+// the attempt is that property (1 when absent or not a positive number).
+func deliveryAttempt(pm pulsar.Message, persistent bool) int {
+	if persistent {
+		return int(pm.RedeliveryCount()) + 1
+	}
+	return wireAttempt(pm.Properties()) + int(pm.RedeliveryCount())
+}
+
+// wireAttempt reads schema.DeliveryAttemptKey from props: a positive decimal
+// number, else 1.
+func wireAttempt(props map[string]string) int {
+	n, err := strconv.Atoi(props[schema.DeliveryAttemptKey])
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
 }

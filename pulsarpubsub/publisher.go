@@ -81,7 +81,10 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 // Publish sends msgs to topic, a queue name in any form TopicName accepts,
 // and returns when the broker has acknowledged all of them. Messages are
 // handed to the producer one after the other, so they are stored in order.
-// The error names every message (index and UUID) that failed.
+// The error names every message (index and UUID) that failed. An error that
+// retrying cannot fix (an invalid topic name, a topic that does not exist and
+// cannot be created, a message over the broker's size limit, no permission)
+// wraps a *PermanentError.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.Lock()
 	if p.closed {
@@ -94,7 +97,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 
 	name, err := TopicName(topic)
 	if err != nil {
-		return fmt.Errorf("pulsarpubsub: publishing: %w", err)
+		return fmt.Errorf("pulsarpubsub: publishing: %w", &PermanentError{Err: err})
 	}
 	if len(msgs) == 0 {
 		return nil
@@ -106,6 +109,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	failures := p.send(producer, msgs)
 	if len(failures) == 0 {
 		return nil
+	}
+	for i := range failures {
+		failures[i].err = markPermanent(failures[i].err)
 	}
 	for _, f := range failures {
 		if errors.Is(f.err, pulsar.ErrProducerClosed) || errors.Is(f.err, pulsar.ErrTopicNotfound) ||
@@ -199,9 +205,12 @@ func (p *Publisher) producer(topic string) (pulsar.Producer, error) {
 	p.mu.Unlock()
 
 	started := time.Now()
+	hook, interval, limit := p.conn.slowHook(p.cfg.ClientConfig)
+	stopWatch := slowWatch(hook, interval, limit)
 	e.producer, e.err = p.client.CreateProducer(p.producerOptions(topic))
+	stopWatch()
 	if e.err != nil {
-		e.err = fmt.Errorf("pulsarpubsub: creating producer for %s: %w", topic, p.conn.describe(e.err, started))
+		e.err = fmt.Errorf("pulsarpubsub: creating producer for %s: %w", topic, p.conn.describe(markPermanent(e.err), started))
 		p.mu.Lock()
 		if p.producers[topic] == e {
 			delete(p.producers, topic)
@@ -250,6 +259,33 @@ func (p *Publisher) producerOptions(topic string) pulsar.ProducerOptions {
 		opts.BatcherBuilderType = pulsar.KeyBasedBatchBuilder
 	}
 	return opts
+}
+
+// Health returns nil while every producer of the publisher is connected to
+// the broker, and otherwise an error that names the topic of a producer
+// without a connection, since when, and why. A publisher that has not
+// published yet has no producer and is healthy. The client library
+// reconnects producers on its own; Health only reports. On a client not
+// made by this package (PublisherConfig.Client not from NewClient) it
+// cannot tell and returns nil. After Close it returns ErrPublisherClosed.
+func (p *Publisher) Health() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrPublisherClosed
+	}
+	names := make(map[string]bool, len(p.producers))
+	for _, e := range p.producers {
+		select {
+		case <-e.ready:
+			if e.producer != nil {
+				names[e.producer.Name()] = true
+			}
+		default:
+		}
+	}
+	p.mu.Unlock()
+	return p.conn.health(producerLink, names, "producer")
 }
 
 // Close waits (up to CloseTimeout) for Publish calls in flight, flushes and

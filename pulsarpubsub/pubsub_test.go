@@ -20,6 +20,7 @@ import (
 	pulsarlog "github.com/apache/pulsar-client-go/pulsar/log"
 
 	"github.com/switchyard-go/switchyard/pulsarpubsub"
+	"github.com/switchyard-go/switchyard/schema"
 )
 
 const wait = 20 * time.Second
@@ -105,8 +106,11 @@ func TestMetadataAndUUIDRoundTrip(t *testing.T) {
 	if !bytes.Equal(got.Payload, sent.Payload) {
 		t.Errorf("payload = %q, want %q", got.Payload, sent.Payload)
 	}
-	if !maps.Equal(got.Metadata, sent.Metadata) {
-		t.Errorf("metadata = %v, want %v", got.Metadata, sent.Metadata)
+	// The adapter adds the delivery attempt: 1, the first delivery.
+	want := maps.Clone(sent.Metadata)
+	want[schema.DeliveryAttemptKey] = "1"
+	if !maps.Equal(got.Metadata, want) {
+		t.Errorf("metadata = %v, want %v", got.Metadata, want)
 	}
 	if _, ok := got.Metadata[pulsarpubsub.UUIDProperty]; ok {
 		t.Errorf("metadata carries %s", pulsarpubsub.UUIDProperty)
@@ -190,7 +194,7 @@ func TestNackInABatch(t *testing.T) {
 			// No timer flush: the Publish call below is one batch.
 			pub := newPublisher(t, pulsarpubsub.PublisherConfig{BatchingMaxPublishDelay: time.Hour})
 			sub := newSubscriber(t, pulsarpubsub.SubscriberConfig{
-				NackRedeliveryDelay: 200 * time.Millisecond, EnableBatchIndexAcknowledgment: indexAck,
+				NackRedeliveryDelay: 200 * time.Millisecond, DisableBatchIndexAcknowledgment: !indexAck,
 			})
 			ch := subscribe(t, sub, queue)
 			msgs := newMessages(3, "b")

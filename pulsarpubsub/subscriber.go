@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/apache/pulsar-client-go/pulsar"
+
+	"github.com/switchyard-go/switchyard/schema"
 )
 
 // ErrSubscriberClosed is returned by Subscribe and SubscribeInitialize after
@@ -43,14 +46,45 @@ type Subscriber struct {
 	// one topic (exclusive and failover subscriptions only). It is held while
 	// such a consumer is created.
 	sharedMu sync.Mutex
-	shared   map[string]*sharedConsumer
+	shared   map[string]*consumerHandle
+
+	// active holds every consumer in use, for Health; guarded by mu.
+	active map[*consumerHandle]struct{}
+
+	// pending counts the nacked messages of non-persistent topics waiting
+	// for their nack delay (see nackNonPersistent).
+	pending sync.WaitGroup
+
+	// republishers are the producers that publish nacked messages of
+	// non-persistent topics again, one per topic; guarded by repMu.
+	repMu         sync.Mutex
+	republishers  map[string]*producerEntry
+	republishDone bool
 
 	closeOnce sync.Once
 }
 
-type sharedConsumer struct {
-	consumer pulsar.Consumer
-	refs     int
+// consumerHandle is one consumer and what the Subscribe calls using it share.
+type consumerHandle struct {
+	consumer   pulsar.Consumer
+	topic      string
+	persistent bool
+	// inProcess is set for exclusive and failover subscriptions of
+	// non-persistent topics: a nacked message is handed out again by this
+	// process rather than published again (see nackNonPersistent).
+	inProcess bool
+	// redeliveries carries nacked messages back to the Subscribe calls of
+	// the consumer (inProcess only).
+	redeliveries chan redelivery
+	// done is closed when the consumer is given back for the last time.
+	done chan struct{}
+	refs int // Subscribe calls sharing it (exclusive and failover)
+}
+
+// redelivery is a message to hand out again, with its delivery attempt.
+type redelivery struct {
+	pm      pulsar.Message
+	attempt int
 }
 
 // NewSubscriber returns a Subscriber configured by config. It does not connect
@@ -67,8 +101,10 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 		cfg:     config,
 		client:  config.Client,
 		logger:  logger.With(watermill.LogFields{"subscription": config.SubscriptionName}),
-		closing: make(chan struct{}),
-		shared:  map[string]*sharedConsumer{},
+		closing:      make(chan struct{}),
+		shared:       map[string]*consumerHandle{},
+		active:       map[*consumerHandle]struct{}{},
+		republishers: map[string]*producerEntry{},
 	}
 	if s.client == nil {
 		client, conn, err := newClient(config.ClientConfig, logger)
@@ -104,7 +140,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	s.wg.Add(1)
 	s.mu.Unlock()
 
-	consumer, release, err := s.acquire(name)
+	h, release, err := s.acquire(name)
 	if err != nil {
 		s.wg.Done()
 		return nil, err
@@ -115,7 +151,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		defer s.wg.Done()
 		defer release()
 		defer close(out)
-		s.consume(ctx, consumer, out, logger)
+		s.consume(ctx, h, out, logger)
 	}()
 	return out, nil
 }
@@ -158,39 +194,71 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 
 // acquire returns a consumer of topic for one Subscribe call and the function
 // that gives it back.
-func (s *Subscriber) acquire(topic string) (pulsar.Consumer, func(), error) {
+func (s *Subscriber) acquire(topic string) (*consumerHandle, func(), error) {
 	if !s.cfg.SubscriptionType.oneConsumer() {
-		consumer, err := s.subscribe(topic)
+		h, err := s.newHandle(topic)
 		if err != nil {
 			return nil, nil, err
 		}
-		return consumer, consumer.Close, nil
+		return h, func() { s.closeHandle(h) }, nil
 	}
 	s.sharedMu.Lock()
 	defer s.sharedMu.Unlock()
-	sc, ok := s.shared[topic]
+	h, ok := s.shared[topic]
 	if !ok {
-		consumer, err := s.subscribe(topic)
+		var err error
+		h, err = s.newHandle(topic)
 		if err != nil {
 			return nil, nil, err
 		}
-		sc = &sharedConsumer{consumer: consumer}
-		s.shared[topic] = sc
+		s.shared[topic] = h
 	}
-	sc.refs++
+	h.refs++
 	release := func() {
 		s.sharedMu.Lock()
-		sc.refs--
-		last := sc.refs == 0
+		h.refs--
+		last := h.refs == 0
 		if last {
 			delete(s.shared, topic)
 		}
 		s.sharedMu.Unlock()
 		if last {
-			sc.consumer.Close()
+			s.closeHandle(h)
 		}
 	}
-	return sc.consumer, release, nil
+	return h, release, nil
+}
+
+// newHandle creates a consumer of topic and registers it for Health.
+func (s *Subscriber) newHandle(topic string) (*consumerHandle, error) {
+	consumer, err := s.subscribe(topic)
+	if err != nil {
+		return nil, err
+	}
+	h := &consumerHandle{
+		consumer:   consumer,
+		topic:      topic,
+		persistent: !strings.HasPrefix(topic, "non-persistent://"),
+		done:       make(chan struct{}),
+	}
+	if !h.persistent && s.cfg.SubscriptionType.oneConsumer() {
+		h.inProcess = true
+		h.redeliveries = make(chan redelivery)
+	}
+	s.mu.Lock()
+	s.active[h] = struct{}{}
+	s.mu.Unlock()
+	return h, nil
+}
+
+// closeHandle closes the consumer of h (without unsubscribing) and drops
+// the messages h still had to hand out again.
+func (s *Subscriber) closeHandle(h *consumerHandle) {
+	s.mu.Lock()
+	delete(s.active, h)
+	s.mu.Unlock()
+	close(h.done)
+	h.consumer.Close()
 }
 
 // subscribe creates a consumer of topic.
@@ -200,7 +268,10 @@ func (s *Subscriber) subscribe(topic string) (pulsar.Consumer, error) {
 		return nil, err
 	}
 	started := time.Now()
+	hook, interval, limit := s.conn.slowHook(s.cfg.ClientConfig)
+	stopWatch := slowWatch(hook, interval, limit)
 	consumer, err := s.client.Subscribe(opts)
+	stopWatch()
 	if err != nil {
 		return nil, fmt.Errorf("pulsarpubsub: subscribing to %s as %q (%s): %w",
 			topic, s.cfg.SubscriptionName, s.cfg.SubscriptionType, s.conn.describe(err, started))
@@ -223,7 +294,7 @@ func (s *Subscriber) consumerOptions(topic string) (pulsar.ConsumerOptions, erro
 		Name:                c.ConsumerName,
 		AckWithResponse:     c.AckWithResponse,
 
-		EnableBatchIndexAcknowledgment: c.EnableBatchIndexAcknowledgment,
+		EnableBatchIndexAcknowledgment: !c.DisableBatchIndexAcknowledgment,
 		BackOffPolicyFunc:              newBackoffFunc(c.ReconnectMaxBackoff),
 	}
 	if strings.HasPrefix(topic, "non-persistent://") {
@@ -263,24 +334,26 @@ func (s *Subscriber) consumerOptions(topic string) (pulsar.ConsumerOptions, erro
 	return opts, nil
 }
 
-// consume passes the consumer's messages to out, one at a time, until ctx
-// ends or the subscriber closes.
-func (s *Subscriber) consume(ctx context.Context, consumer pulsar.Consumer, out chan<- *message.Message, logger watermill.LoggerAdapter) {
-	in := consumer.Chan()
+// consume passes the consumer's messages, and those nacked to be handed out
+// again in process, to out, one at a time, until ctx ends or the subscriber
+// closes.
+func (s *Subscriber) consume(ctx context.Context, h *consumerHandle, out chan<- *message.Message, logger watermill.LoggerAdapter) {
+	in := h.consumer.Chan()
 	for {
-		var cm pulsar.ConsumerMessage
-		var ok bool
+		var r redelivery
 		select {
-		case cm, ok = <-in:
+		case cm, ok := <-in:
 			if !ok {
 				return
 			}
+			r = redelivery{pm: cm.Message, attempt: deliveryAttempt(cm.Message, h.persistent)}
+		case r = <-h.redeliveries:
 		case <-ctx.Done():
 			return
 		case <-s.closing:
 			return
 		}
-		if !s.deliver(ctx, consumer, cm.Message, out, logger) {
+		if !s.deliver(ctx, h, r, out, logger) {
 			return
 		}
 	}
@@ -288,9 +361,11 @@ func (s *Subscriber) consume(ctx context.Context, consumer pulsar.Consumer, out 
 
 // deliver sends one message to out and waits for its ack or nack, and passes
 // that on to the broker. It reports false when ctx ended or the subscriber
-// closed first; the message is nacked then.
-func (s *Subscriber) deliver(ctx context.Context, consumer pulsar.Consumer, pm pulsar.Message, out chan<- *message.Message, logger watermill.LoggerAdapter) bool {
-	msg := watermillMessage(pm, s.cfg.MessageKeyMetadata)
+// closed first; the message is nacked then, with no delay on a
+// non-persistent topic.
+func (s *Subscriber) deliver(ctx context.Context, h *consumerHandle, r redelivery, out chan<- *message.Message, logger watermill.LoggerAdapter) bool {
+	pm := r.pm
+	msg := watermillMessage(pm, s.cfg.MessageKeyMetadata, r.attempt)
 	msgCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	msg.SetContext(msgCtx)
@@ -298,34 +373,181 @@ func (s *Subscriber) deliver(ctx context.Context, consumer pulsar.Consumer, pm p
 	select {
 	case out <- msg:
 	case <-ctx.Done():
-		consumer.Nack(pm)
+		s.nack(h, r, 0, logger)
 		return false
 	case <-s.closing:
-		consumer.Nack(pm)
+		s.nack(h, r, 0, logger)
 		return false
 	}
 	select {
 	case <-msg.Acked():
-		if err := consumer.Ack(pm); err != nil {
+		if err := h.consumer.Ack(pm); err != nil {
 			logger.Error("Acking message failed; it will be delivered again", err,
 				watermill.LogFields{"message_uuid": msg.UUID, "message_id": pm.ID().String()})
 		}
 		return true
 	case <-msg.Nacked():
-		consumer.Nack(pm)
+		s.nack(h, r, s.cfg.NackRedeliveryDelay, logger)
 		return true
 	case <-ctx.Done():
-		consumer.Nack(pm)
+		s.nack(h, r, 0, logger)
 		return false
 	case <-s.closing:
-		consumer.Nack(pm)
+		s.nack(h, r, 0, logger)
 		return false
 	}
 }
 
+// nack makes the message come again after delay. On a persistent topic the
+// broker redelivers it after NackRedeliveryDelay (delay is not used). On a
+// non-persistent topic, where the broker redelivers nothing, see
+// nackNonPersistent.
+func (s *Subscriber) nack(h *consumerHandle, r redelivery, delay time.Duration, logger watermill.LoggerAdapter) {
+	if h.persistent {
+		h.consumer.Nack(r.pm)
+		return
+	}
+	s.nackNonPersistent(h, r, delay, logger)
+}
+
+// nackNonPersistent handles a nack on a non-persistent topic. The broker
+// forgot the message when it dispatched it, so the original is acked at once
+// (which only tidies the client's bookkeeping) and, after delay:
+//   - on a shared or key_shared subscription, a copy (same payload,
+//     properties and key, attempt plus one) is published to the topic, where
+//     the subscription's consumers compete for it behind the messages that
+//     arrived meanwhile;
+//   - on an exclusive or failover subscription, the message is handed out
+//     again by this process, to a Subscribe call sharing the consumer, with
+//     its attempt plus one; publishing a copy would reach every other
+//     subscription of the topic as well (every client of a response topic).
+//
+// When the subscriber closes during the delay, a copy is published at once
+// and a message to hand out in process is dropped, as it is when the last
+// Subscribe call of its consumer ends.
+func (s *Subscriber) nackNonPersistent(h *consumerHandle, r redelivery, delay time.Duration, logger watermill.LoggerAdapter) {
+	if err := h.consumer.Ack(r.pm); err != nil {
+		logger.Debug("Acking a nacked message of a non-persistent topic failed", watermill.LogFields{"error": err.Error()})
+	}
+	next := redelivery{pm: r.pm, attempt: r.attempt + 1}
+	s.pending.Add(1)
+	if h.inProcess {
+		go func() {
+			defer s.pending.Done()
+			timer := time.NewTimer(delay)
+			defer timer.Stop()
+			select {
+			case <-timer.C:
+			case <-h.done:
+				return
+			}
+			select {
+			case h.redeliveries <- next:
+			case <-h.done:
+			}
+		}()
+		return
+	}
+	go func() {
+		defer s.pending.Done()
+		timer := time.NewTimer(delay)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-s.closing:
+		}
+		if err := s.republish(h.topic, next); err != nil {
+			logger.Error("Publishing a nacked message of a non-persistent topic again failed; it is lost", err,
+				watermill.LogFields{"message_uuid": next.pm.Properties()[UUIDProperty]})
+		}
+	}()
+}
+
+// republish publishes a copy of r.pm with attempt r.attempt to topic and
+// waits for the broker's acknowledgement.
+func (s *Subscriber) republish(topic string, r redelivery) error {
+	producer, err := s.republisher(topic)
+	if err != nil {
+		return err
+	}
+	props := make(map[string]string, len(r.pm.Properties())+1)
+	for k, v := range r.pm.Properties() {
+		props[k] = v
+	}
+	props[schema.DeliveryAttemptKey] = strconv.Itoa(r.attempt)
+	payload := r.pm.Payload()
+	if payload == nil {
+		payload = []byte{}
+	}
+	_, err = producer.Send(context.Background(), &pulsar.ProducerMessage{
+		Payload: payload, Properties: props, Key: r.pm.Key(),
+	})
+	if err != nil {
+		return fmt.Errorf("pulsarpubsub: publishing a nacked message to %s again: %w", topic, err)
+	}
+	return nil
+}
+
+// republisher returns the producer that publishes nacked messages of topic
+// again, creating it on first use.
+func (s *Subscriber) republisher(topic string) (pulsar.Producer, error) {
+	s.repMu.Lock()
+	if s.republishDone {
+		s.repMu.Unlock()
+		return nil, ErrSubscriberClosed
+	}
+	e, ok := s.republishers[topic]
+	if ok {
+		s.repMu.Unlock()
+		<-e.ready
+		return e.producer, e.err
+	}
+	e = &producerEntry{ready: make(chan struct{})}
+	s.republishers[topic] = e
+	s.repMu.Unlock()
+
+	started := time.Now()
+	e.producer, e.err = s.client.CreateProducer(pulsar.ProducerOptions{
+		Topic:             topic,
+		DisableBatching:   true,
+		BackOffPolicyFunc: newBackoffFunc(s.cfg.ReconnectMaxBackoff),
+	})
+	if e.err != nil {
+		e.err = fmt.Errorf("pulsarpubsub: creating producer for %s: %w", topic, s.conn.describe(e.err, started))
+		s.repMu.Lock()
+		delete(s.republishers, topic)
+		s.repMu.Unlock()
+	}
+	close(e.ready)
+	return e.producer, e.err
+}
+
+// Health returns nil while every consumer of the subscriber is connected to
+// the broker, and otherwise an error that names the topic of a consumer
+// without a connection, since when, and why. A subscriber with no
+// subscription open is healthy. The client library reconnects consumers on
+// its own; Health only reports. On a client not made by this package
+// (SubscriberConfig.Client not from NewClient) it cannot tell and returns
+// nil. After Close it returns ErrSubscriberClosed.
+func (s *Subscriber) Health() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrSubscriberClosed
+	}
+	names := make(map[string]bool, len(s.active))
+	for h := range s.active {
+		names[h.consumer.Name()] = true
+	}
+	s.mu.Unlock()
+	return s.conn.health(consumerLink, names, fmt.Sprintf("consumer (subscription %q)", s.cfg.SubscriptionName))
+}
+
 // Close ends every subscription: it closes their channels (messages not acked
 // are delivered again) and their consumers, without unsubscribing, and closes
-// the client if the subscriber made it. Closing twice is harmless.
+// the client if the subscriber made it. Nacked messages of non-persistent
+// topics waiting to be published again are published first. Closing twice is
+// harmless.
 func (s *Subscriber) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -333,6 +555,18 @@ func (s *Subscriber) Close() error {
 		close(s.closing)
 		s.mu.Unlock()
 		s.wg.Wait()
+		s.pending.Wait()
+		s.repMu.Lock()
+		s.republishDone = true
+		entries := s.republishers
+		s.republishers = map[string]*producerEntry{}
+		s.repMu.Unlock()
+		for _, e := range entries {
+			<-e.ready
+			if e.producer != nil {
+				e.producer.Close()
+			}
+		}
 		if s.ownClient {
 			s.client.Close()
 		}

@@ -177,15 +177,19 @@ func TestMessageConversion(t *testing.T) {
 	if producerMessage(message.NewMessage("u", nil), "").Payload == nil {
 		t.Fatal("nil payload not turned into an empty one")
 	}
-	back := watermillMessage(fakeMessage{props: pm.Properties, payload: pm.Payload, key: pm.Key}, "k")
-	if back.UUID != "uuid-1" || string(back.Payload) != "payload" || len(back.Metadata) != 2 || back.Metadata.Get("id") != "7" {
+	back := watermillMessage(fakeMessage{props: pm.Properties, payload: pm.Payload, key: pm.Key}, "k", 1)
+	if back.UUID != "uuid-1" || string(back.Payload) != "payload" || len(back.Metadata) != 3 || back.Metadata.Get("id") != "7" ||
+		back.Metadata.Get(schema.DeliveryAttemptKey) != "1" {
 		t.Fatalf("round trip: %s %q %v", back.UUID, back.Payload, back.Metadata)
 	}
-	foreign := watermillMessage(fakeMessage{props: map[string]string{"id": "9"}, payload: []byte("x"), key: "kk"}, "k")
+	foreign := watermillMessage(fakeMessage{props: map[string]string{"id": "9"}, payload: []byte("x"), key: "kk"}, "k", 1)
 	if foreign.UUID == "" || foreign.Metadata.Get("k") != "kk" || foreign.Metadata.Get("id") != "9" {
 		t.Fatalf("foreign: %s %v", foreign.UUID, foreign.Metadata)
 	}
-	again := watermillMessage(fakeMessage{props: map[string]string{}, payload: []byte("x")}, "")
+	again := watermillMessage(fakeMessage{props: map[string]string{schema.DeliveryAttemptKey: "1"}, payload: []byte("x")}, "", 4)
+	if again.Metadata.Get(schema.DeliveryAttemptKey) != "4" {
+		t.Fatalf("attempt %q, want the one given, 4", again.Metadata.Get(schema.DeliveryAttemptKey))
+	}
 	if again.UUID == foreign.UUID {
 		t.Fatal("two foreign messages share a UUID")
 	}
