@@ -1,4 +1,4 @@
-package router
+package backend
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+
+	"github.com/switchyard-go/switchyard/router"
 )
 
 // memoryRedeliveryDelay is how long a nacked message waits before the memory
@@ -35,7 +37,13 @@ type memoryBackend struct {
 
 type groupKey struct{ subscription, topic string }
 
-func newMemoryBackend(_ Config, logger watermill.LoggerAdapter) *memoryBackend {
+// NewMemory returns a backend that carries messages inside this process, for
+// tests and demos. Every subscription keeps the messages published after it
+// was made until they are acked; nothing survives the process.
+func NewMemory(logger watermill.LoggerAdapter) router.Backend {
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &memoryBackend{
 		pubsub: gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 64}, logger),
@@ -46,11 +54,11 @@ func newMemoryBackend(_ Config, logger watermill.LoggerAdapter) *memoryBackend {
 	}
 }
 
-func (b *memoryBackend) Name() string { return BackendMemory }
+func (b *memoryBackend) Name() string { return Memory }
 
 func (b *memoryBackend) Publisher() message.Publisher { return b.pubsub }
 
-func (b *memoryBackend) NewSubscriber(opts SubscribeOptions) (message.Subscriber, error) {
+func (b *memoryBackend) NewSubscriber(opts router.SubscribeOptions) (message.Subscriber, error) {
 	sub := opts.Subscription
 	if opts.Exclusive || sub == "" {
 		sub = "exclusive-" + watermill.NewShortUUID()

@@ -1,8 +1,9 @@
-package router
+package backend
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -11,108 +12,92 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/urfave/cli/v2"
-
 	"github.com/switchyard-go/switchyard/mqttpubsub"
+	"github.com/switchyard-go/switchyard/router"
 )
 
-// MQTTSettings configure the mqtt backend.
+// MQTTSettings configure the mqtt backend. The connection settings other
+// than the broker address are the adapter's own, with its defaults.
 type MQTTSettings struct {
-	// Host is the broker host name or address.
+	// Host is the broker host name or address. Default localhost.
 	Host string
-	// Port is the broker TCP port.
+	// Port is the broker TCP port. Default 1883.
 	Port int
-	// Username for password authentication; empty for anonymous.
-	Username string
-	// Password for password authentication. Never logged.
-	Password string
-	// PasswordFile names a file that holds the password, instead of Password.
-	PasswordFile string
-	// TLS connects with TLS.
+	// TLS connects with TLS (implied by CAFile).
 	TLS bool
-	// CAFile names a PEM file with the certificate authorities of the
-	// broker's certificate. It implies TLS.
-	CAFile string
-	// ConnectTimeout bounds connecting and logging in.
-	ConnectTimeout time.Duration
+	// ConnectionConfig holds the credentials, the CA file and the timeouts;
+	// its Broker field is ignored: Host, Port and TLS make the address.
+	mqttpubsub.ConnectionConfig
 	// PayloadMode is "envelope" (message id and properties travel with the
 	// payload) or "raw" (the payload alone, for plain MQTT devices).
 	PayloadMode string
 	// ClientID names this replica in the MQTT client ids of its sessions.
 	// Replicas of one processor on one broker must each set a different one.
 	ClientID string
-	// NackDelay is how long a failed message waits before it is handled again.
+	// NackDelay is how long a failed message waits before it is handled
+	// again. Default mqttpubsub.DefaultNackDelay.
 	NackDelay time.Duration
 }
 
-// Defaults of the MQTT settings.
+// Defaults of the MQTT settings that the adapter does not define.
 const (
-	DefaultMQTTConnectTimeout = 10 * time.Second
-	DefaultMQTTNackDelay      = time.Second
+	DefaultMQTTHost = "localhost"
+	DefaultMQTTPort = 1883
 )
 
 func (s *MQTTSettings) setDefaults() {
 	if s.Host == "" {
-		s.Host = "localhost"
+		s.Host = DefaultMQTTHost
 	}
 	if s.Port == 0 {
-		s.Port = 1883
-	}
-	if s.ConnectTimeout == 0 {
-		s.ConnectTimeout = DefaultMQTTConnectTimeout
+		s.Port = DefaultMQTTPort
 	}
 	if s.PayloadMode == "" {
 		s.PayloadMode = string(mqttpubsub.PayloadEnvelope)
 	}
-	if s.NackDelay == 0 {
-		s.NackDelay = DefaultMQTTNackDelay
-	}
 }
 
 func (s MQTTSettings) validate() error {
-	if s.Port < 1 || s.Port > 65535 {
-		return errors.New("--mqtt-port must be between 1 and 65535")
+	if s.Port < 0 || s.Port > 65535 {
+		return fmt.Errorf("--mqtt-port must be between 1 and 65535, got %d", s.Port)
 	}
-	if strings.TrimSpace(s.Host) == "" {
-		return errors.New("--mqtt-host is empty")
+	if s.Host != "" && strings.TrimSpace(s.Host) == "" {
+		return fmt.Errorf("--mqtt-host %q is blank", s.Host)
 	}
 	if s.Password != "" && s.PasswordFile != "" {
-		return errors.New("--mqtt-password and --mqtt-password-file are mutually exclusive")
+		return errors.New("set --mqtt-password or --mqtt-password-file, not both")
 	}
 	if (s.Password != "" || s.PasswordFile != "") && s.Username == "" {
 		return errors.New("an MQTT password needs --mqtt-username")
 	}
 	if s.ConnectTimeout < 0 {
-		return errors.New("--mqtt-connect-timeout must not be negative")
+		return fmt.Errorf("--mqtt-connect-timeout must not be negative, got %s", s.ConnectTimeout)
 	}
 	if s.NackDelay < 0 {
-		return errors.New("--mqtt-nack-delay must not be negative")
+		return fmt.Errorf("--mqtt-nack-delay must not be negative, got %s", s.NackDelay)
 	}
-	switch mqttpubsub.PayloadMode(s.PayloadMode) {
+	switch mqttpubsub.PayloadMode(strings.ToLower(s.PayloadMode)) {
 	case "", mqttpubsub.PayloadEnvelope, mqttpubsub.PayloadRaw:
 	default:
-		return errors.New("--mqtt-payload-mode " + strconv.Quote(s.PayloadMode) + " is not one of envelope, raw")
+		return fmt.Errorf("--mqtt-payload-mode %q is not one of envelope, raw", s.PayloadMode)
 	}
 	if strings.ContainsAny(s.ClientID, "/+#\x00") {
-		return errors.New("--mqtt-client-id must not contain '/', '+', '#' or NUL")
+		return fmt.Errorf("--mqtt-client-id %q must not contain '/', '+', '#' or NUL", s.ClientID)
 	}
 	return nil
 }
 
-func mqttFlags(s *MQTTSettings) []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "mqtt-host", EnvVars: []string{"MQTT_HOST"}, Value: "localhost", Usage: "MQTT broker host", Destination: &s.Host, Category: "MQTT"},
-		&cli.IntFlag{Name: "mqtt-port", EnvVars: []string{"MQTT_PORT"}, Value: 1883, Usage: "MQTT broker port", Destination: &s.Port, Category: "MQTT"},
-		&cli.StringFlag{Name: "mqtt-username", EnvVars: []string{"MQTT_USERNAME"}, Usage: "MQTT user name", Destination: &s.Username, Category: "MQTT"},
-		&cli.StringFlag{Name: "mqtt-password", EnvVars: []string{"MQTT_PASSWORD"}, Usage: "MQTT password", Destination: &s.Password, Category: "MQTT"},
-		&cli.StringFlag{Name: "mqtt-password-file", EnvVars: []string{"MQTT_PASSWORD_FILE"}, Usage: "file that holds the MQTT password (instead of --mqtt-password)", Destination: &s.PasswordFile, Category: "MQTT"},
-		&cli.BoolFlag{Name: "mqtt-tls", EnvVars: []string{"MQTT_TLS"}, Usage: "connect to the MQTT broker with TLS", Destination: &s.TLS, Category: "MQTT"},
-		&cli.StringFlag{Name: "mqtt-ca-file", EnvVars: []string{"MQTT_CA_FILE"}, Usage: "PEM file with the authorities that sign the broker's TLS certificate (implies --mqtt-tls)", Destination: &s.CAFile, Category: "MQTT"},
-		&cli.DurationFlag{Name: "mqtt-connect-timeout", EnvVars: []string{"MQTT_CONNECT_TIMEOUT"}, Value: DefaultMQTTConnectTimeout, Usage: "how long connecting and logging in to the MQTT broker may take", Destination: &s.ConnectTimeout, Category: "MQTT"},
-		&cli.StringFlag{Name: "mqtt-payload-mode", EnvVars: []string{"MQTT_PAYLOAD_MODE"}, Value: string(mqttpubsub.PayloadEnvelope), Usage: "envelope (message id and properties travel in a JSON envelope) or raw (the payload alone, for plain MQTT devices; properties are lost)", Destination: &s.PayloadMode, Category: "MQTT"},
-		&cli.StringFlag{Name: "mqtt-client-id", EnvVars: []string{"MQTT_CLIENT_ID"}, Usage: "name of this replica in its MQTT client ids (default: the host name); replicas of one processor on one host need different ones", Destination: &s.ClientID, Category: "MQTT"},
-		&cli.DurationFlag{Name: "mqtt-nack-delay", EnvVars: []string{"MQTT_NACK_DELAY"}, Value: DefaultMQTTNackDelay, Usage: "how long a failed message waits before it is handled again", Destination: &s.NackDelay, Category: "MQTT"},
+// fileSecrets returns the password read from PasswordFile, if any, so that
+// it can be redacted too.
+func (s MQTTSettings) fileSecrets() []string {
+	if s.PasswordFile == "" {
+		return nil
 	}
+	b, err := os.ReadFile(s.PasswordFile)
+	if err != nil {
+		return nil
+	}
+	return []string{strings.TrimRight(string(b), "\r\n")}
 }
 
 // brokerURL is the broker address as an MQTT URL.
@@ -125,14 +110,9 @@ func (s MQTTSettings) brokerURL() string {
 }
 
 func (s MQTTSettings) connection() mqttpubsub.ConnectionConfig {
-	return mqttpubsub.ConnectionConfig{
-		Broker:         s.brokerURL(),
-		Username:       s.Username,
-		Password:       s.Password,
-		PasswordFile:   s.PasswordFile,
-		CAFile:         s.CAFile,
-		ConnectTimeout: s.ConnectTimeout,
-	}
+	c := s.ConnectionConfig
+	c.Broker = s.brokerURL()
+	return c
 }
 
 // mqttBackend carries messages through an MQTT broker with mqttpubsub: one
@@ -143,25 +123,17 @@ type mqttBackend struct {
 	settings  MQTTSettings
 	logger    watermill.LoggerAdapter
 	publisher *mqttpubsub.Publisher
+	health    healthSet
 }
 
-func newMQTTBackend(_ context.Context, cfg Config, logger watermill.LoggerAdapter) (Backend, error) {
+func newMQTTBackend(_ context.Context, cfg Config, logger watermill.LoggerAdapter) (router.Backend, error) {
 	s := cfg.MQTT
-	s.setDefaults()
-	secrets := []string{s.Password}
-	if s.PasswordFile != "" {
-		if b, err := os.ReadFile(s.PasswordFile); err == nil {
-			secrets = append(secrets, strings.TrimRight(string(b), "\r\n"))
-		}
-	}
-	mqttpubsub.RoutePahoLogs(logger, cfg.LogLevel == "debug", secrets...)
+	s.PayloadMode = strings.ToLower(s.PayloadMode)
+	mqttpubsub.RoutePahoLogs(logger, cfg.Debug, append([]string{s.Password}, s.fileSecrets()...)...)
 
 	clientID := s.ClientID
 	if clientID == "" {
-		clientID = cfg.ID
-	}
-	if clientID == "" {
-		clientID = "switchyard"
+		clientID = cfg.ClientName
 	}
 	pub, err := mqttpubsub.NewPublisher(mqttpubsub.PublisherConfig{
 		ConnectionConfig: s.connection(),
@@ -171,10 +143,12 @@ func newMQTTBackend(_ context.Context, cfg Config, logger watermill.LoggerAdapte
 	if err != nil {
 		return nil, err
 	}
-	return &mqttBackend{cfg: cfg, settings: s, logger: logger, publisher: pub}, nil
+	b := &mqttBackend{cfg: cfg, settings: s, logger: logger, publisher: pub}
+	b.health.add(pub)
+	return b, nil
 }
 
-func (b *mqttBackend) Name() string { return BackendMQTT }
+func (b *mqttBackend) Name() string { return MQTT }
 
 func (b *mqttBackend) Publisher() message.Publisher { return b.publisher }
 
@@ -184,7 +158,7 @@ func (b *mqttBackend) Publisher() message.Publisher { return b.publisher }
 // ones published while they are away. An exclusive or unnamed one sees every
 // message from the moment it subscribes. MQTT keeps no history, so a new
 // subscription starts with the next message whatever InitialPosition says.
-func (b *mqttBackend) NewSubscriber(opts SubscribeOptions) (message.Subscriber, error) {
+func (b *mqttBackend) NewSubscriber(opts router.SubscribeOptions) (message.Subscriber, error) {
 	cfg := mqttpubsub.SubscriberConfig{
 		ConnectionConfig: b.settings.connection(),
 		PayloadMode:      mqttpubsub.PayloadMode(b.settings.PayloadMode),
@@ -193,7 +167,7 @@ func (b *mqttBackend) NewSubscriber(opts SubscribeOptions) (message.Subscriber, 
 	}
 	if opts.Exclusive || opts.Subscription == "" {
 		if cfg.ClientID == "" {
-			cfg.ClientID = b.cfg.ID
+			cfg.ClientID = b.cfg.ClientName
 		}
 	} else {
 		cfg.Group = opts.Subscription
@@ -204,8 +178,17 @@ func (b *mqttBackend) NewSubscriber(opts SubscribeOptions) (message.Subscriber, 
 			cfg.ClientID = replicaName()
 		}
 	}
-	return mqttpubsub.NewSubscriber(cfg, b.logger)
+	sub, err := mqttpubsub.NewSubscriber(cfg, b.logger)
+	if err != nil {
+		return nil, err
+	}
+	b.health.add(sub)
+	return healthTracked{Subscriber: sub, set: &b.health}, nil
 }
+
+// Health reports whether the publisher and every open subscriber are
+// connected.
+func (b *mqttBackend) Health() error { return b.health.Health() }
 
 // replicaName returns the host name with the characters MQTT client ids
 // here must not contain replaced, or "" if it cannot be read.

@@ -1,4 +1,4 @@
-package router
+package backend
 
 import (
 	"context"
@@ -14,19 +14,38 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/urfave/cli/v2"
 
 	"github.com/switchyard-go/switchyard/middleware"
 	"github.com/switchyard-go/switchyard/mqttpubsub"
 	"github.com/switchyard-go/switchyard/mqttpubsub/embedded"
+	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/schema"
 )
 
+// parseFlags parses args with the backend flags and returns the config.
+func parseFlags(t *testing.T, args ...string) Config {
+	t.Helper()
+	var cfg Config
+	app := &cli.App{Name: "t", Flags: Flags(&cfg), Action: func(*cli.Context) error { return nil }}
+	if err := app.Run(append([]string{"t"}, args...)); err != nil {
+		t.Fatalf("parsing %v: %v", args, err)
+	}
+	return cfg
+}
+
 func TestMQTTFlags(t *testing.T) {
-	clearEnv(t)
 	t.Setenv("MQTT_PAYLOAD_MODE", "raw")
 	t.Setenv("MQTT_CLIENT_ID", "replica-2")
-	cfg, _, _ := parse(t, "--pubsub-backend", "memory", "--mqtt-tls", "--mqtt-ca-file", "/ca.pem",
+	cfg := parseFlags(t, "--pubsub-backend", "MQTT", "--mqtt-tls", "--mqtt-ca-file", "/ca.pem",
 		"--mqtt-connect-timeout", "3s", "--mqtt-nack-delay", "250ms", "--mqtt-username", "u", "--mqtt-password-file", "/pw")
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("backend name in capitals: %v", err)
+	}
+	cfg.SetDefaults()
+	if cfg.Name != MQTT {
+		t.Fatalf("name %q", cfg.Name)
+	}
 	s := cfg.MQTT
 	if !s.TLS || s.CAFile != "/ca.pem" || s.ConnectTimeout != 3*time.Second || s.NackDelay != 250*time.Millisecond ||
 		s.PayloadMode != "raw" || s.ClientID != "replica-2" || s.PasswordFile != "/pw" || s.Username != "u" {
@@ -41,20 +60,21 @@ func TestMQTTFlags(t *testing.T) {
 }
 
 func TestMQTTSettingsValidation(t *testing.T) {
-	clearEnv(t)
 	cases := []struct {
 		args []string
 		want string
 	}{
 		{[]string{"--mqtt-payload-mode", "zip"}, `--mqtt-payload-mode "zip" is not one of envelope, raw`},
-		{[]string{"--mqtt-username", "u", "--mqtt-password", "p", "--mqtt-password-file", "f"}, "mutually exclusive"},
+		{[]string{"--mqtt-username", "u", "--mqtt-password", "p", "--mqtt-password-file", "f"}, "not both"},
 		{[]string{"--mqtt-password", "p"}, "needs --mqtt-username"},
-		{[]string{"--mqtt-client-id", "a/b"}, "--mqtt-client-id must not contain"},
+		{[]string{"--mqtt-client-id", "a/b"}, `--mqtt-client-id "a/b" must not contain`},
+		{[]string{"--mqtt-port", "99999"}, "--mqtt-port must be between 1 and 65535, got 99999"},
 	}
 	for _, c := range cases {
-		_, code, out := parse(t, append([]string{"--pubsub-backend", "mqtt"}, c.args...)...)
-		if code != 2 || !strings.Contains(out, c.want) || strings.Count(strings.TrimSpace(out), "\n") != 0 {
-			t.Errorf("%v: exit %d output %q, want one line with %q", c.args, code, out, c.want)
+		cfg := parseFlags(t, append([]string{"--pubsub-backend", "mqtt"}, c.args...)...)
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: %v, want one line with %q", c.args, err, c.want)
 		}
 	}
 }
@@ -76,7 +96,8 @@ func startBroker(t *testing.T, users string) Config {
 	t.Cleanup(func() { _ = b.Close() })
 	host, port, _ := net.SplitHostPort(b.Addr())
 	p, _ := strconv.Atoi(port)
-	cfg := Config{Backend: BackendMQTT, ID: "mqtt-test-" + watermill.NewShortUUID(), MQTT: MQTTSettings{Host: host, Port: p, ConnectTimeout: 3 * time.Second, NackDelay: 50 * time.Millisecond}}
+	cfg := Config{Name: MQTT, ClientName: "mqtt-test-" + watermill.NewShortUUID(), MQTT: MQTTSettings{Host: host, Port: p, NackDelay: 50 * time.Millisecond}}
+	cfg.MQTT.ConnectTimeout = 3 * time.Second
 	cfg.SetDefaults()
 	return cfg
 }
@@ -86,20 +107,19 @@ func TestMQTTBackendRunsAProcessor(t *testing.T) {
 		t.Fatalf("the MQTT adapter flags bad envelopes with %q, the poison middleware looks for %q", mqttpubsub.EnvelopeErrorKey, middleware.InputErrorKey)
 	}
 	cfg := startBroker(t, "")
-	cfg.Concurrency = 3
-	backend, err := NewBackend(context.Background(), cfg, nil)
+	backend, err := New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer backend.Close()
-	if backend.Name() != BackendMQTT {
+	if backend.Name() != MQTT {
 		t.Fatalf("name %q", backend.Name())
 	}
 	ns := "mqtt-" + watermill.NewShortUUID()
 	in := schema.Topic{QoS: schema.QoS1, Tenant: "tg", Namespace: ns, Queue: "in"}
 	out := schema.Topic{QoS: schema.QoS1, Tenant: "tg", Namespace: ns, Queue: "out"}
 
-	reader, err := backend.NewSubscriber(SubscribeOptions{Exclusive: true})
+	reader, err := backend.NewSubscriber(router.SubscribeOptions{Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,21 +128,21 @@ func TestMQTTBackendRunsAProcessor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	poisonSub, err := backend.NewSubscriber(SubscribeOptions{Exclusive: true})
+	poisonSub, err := backend.NewSubscriber(router.SubscribeOptions{Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer poisonSub.Close()
-	poison, err := poisonSub.Subscribe(context.Background(), PoisonTopic(in).String())
+	poison, err := poisonSub.Subscribe(context.Background(), router.PoisonTopic(in).String())
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	r, err := New(cfg, backend, nil)
+	r, err := router.New(router.Config{ID: cfg.ClientName, Concurrency: 3}, backend, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Handle(r, "upper", in, out, func(_ context.Context, a *ask) (*answer, error) {
+	if err := router.Handle(r, "upper", in, out, func(_ context.Context, a *ask) (*answer, error) {
 		return &answer{A: strings.ToUpper(a.Q)}, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -182,7 +202,7 @@ func TestMQTTBackendWrongPassword(t *testing.T) {
 	cfg := startBroker(t, "svc:the-right-password\n")
 	cfg.MQTT.Username = "svc"
 	cfg.MQTT.Password = "a-wrong-password"
-	_, err := NewBackend(context.Background(), cfg, nil)
+	_, err := New(context.Background(), cfg, nil)
 	if !errors.Is(err, mqttpubsub.ErrConnect) {
 		t.Fatalf("error %v", err)
 	}
@@ -190,9 +210,17 @@ func TestMQTTBackendWrongPassword(t *testing.T) {
 		t.Fatalf("error %q", msg)
 	}
 	cfg.MQTT.Password = "the-right-password"
-	b, err := NewBackend(context.Background(), cfg, nil)
+	b, err := New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = b.Close()
+}
+
+type ask struct {
+	Q string `json:"q"`
+}
+
+type answer struct {
+	A string `json:"a"`
 }

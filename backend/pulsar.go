@@ -1,4 +1,4 @@
-package router
+package backend
 
 import (
 	"context"
@@ -11,124 +11,57 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/apache/pulsar-client-go/pulsar"
-	"github.com/urfave/cli/v2"
 
 	"github.com/switchyard-go/switchyard/pulsarpubsub"
+	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/schema"
 )
 
-// PulsarSettings configure the pulsar backend.
+// PulsarSettings configure the pulsar backend. The client settings are the
+// adapter's own, with its defaults.
 type PulsarSettings struct {
-	// Host is the broker URL, pulsar:// or pulsar+ssl://.
-	Host string
-	// APIKey is a JWT token for token authentication. Never logged.
-	APIKey string
-	// APIKeyFile names a file holding the token, read at every connection;
-	// an alternative to APIKey.
-	APIKeyFile string
-	// Listener is the advertised listener name to connect through.
-	Listener string
-	// TLSTrustCerts names a PEM file with the certificate authorities of the
-	// broker's TLS certificate (pulsar+ssl:// only).
-	TLSTrustCerts string
-	// TLSAllowInsecure accepts any broker certificate. Only for tests.
-	TLSAllowInsecure bool
-	// TLSSkipHostnameVerification turns off the check that the broker's
-	// certificate names the host.
-	TLSSkipHostnameVerification bool
-	// ConnectionTimeout bounds establishing one connection.
-	ConnectionTimeout time.Duration
-	// OperationTimeout bounds creating a producer or consumer, retries
-	// included: an unreachable broker or a refused token is an error after it.
-	OperationTimeout time.Duration
-	// NackDelay is how long a nacked message waits before it is delivered again.
+	// ClientConfig says how to reach and log in to the broker (URL, token,
+	// listener, TLS, timeouts).
+	pulsarpubsub.ClientConfig
+	// NackDelay is how long a nacked message waits before it is delivered
+	// again. Default pulsarpubsub.DefaultNackRedeliveryDelay.
 	NackDelay time.Duration
 	// ReceiverQueueSize bounds the messages each consumer fetches ahead.
+	// Default pulsarpubsub.DefaultReceiverQueueSize.
 	ReceiverQueueSize int
 }
 
-// Defaults of the pulsar backend settings.
-const (
-	DefaultPulsarHost              = "pulsar://localhost:6650"
-	DefaultPulsarConnectionTimeout = 10 * time.Second
-	DefaultPulsarOperationTimeout  = 30 * time.Second
-	DefaultPulsarNackDelay         = time.Second
-	DefaultPulsarReceiverQueueSize = 1000
-)
-
-func (s *PulsarSettings) setDefaults() {
-	if s.Host == "" {
-		s.Host = DefaultPulsarHost
-	}
-	if s.ConnectionTimeout == 0 {
-		s.ConnectionTimeout = DefaultPulsarConnectionTimeout
-	}
-	if s.OperationTimeout == 0 {
-		s.OperationTimeout = DefaultPulsarOperationTimeout
-	}
-	if s.NackDelay == 0 {
-		s.NackDelay = DefaultPulsarNackDelay
-	}
-	if s.ReceiverQueueSize == 0 {
-		s.ReceiverQueueSize = DefaultPulsarReceiverQueueSize
-	}
-}
+const defaultPulsarURL = pulsarpubsub.DefaultURL
 
 // validate reports the first invalid setting; zero values stand for the
 // defaults.
 func (s PulsarSettings) validate() error {
-	if s.APIKey != "" && s.APIKeyFile != "" {
+	if s.Token != "" && s.TokenFile != "" {
 		return errors.New("set --pulsar-api-key or --pulsar-api-key-file, not both")
 	}
-	if s.TLSTrustCerts != "" && !strings.HasPrefix(s.Host, "pulsar+ssl://") {
-		return errors.New("--pulsar-tls-trust-certs needs a pulsar+ssl:// --pulsar-host")
+	if s.TLSTrustCertsFile != "" && !strings.HasPrefix(s.URL, "pulsar+ssl://") {
+		return fmt.Errorf("--pulsar-tls-trust-certs needs a pulsar+ssl:// --pulsar-host, got %q", s.URL)
 	}
-	if s.ConnectionTimeout < 0 || s.OperationTimeout < 0 || s.NackDelay < 0 {
-		return errors.New("--pulsar-connection-timeout, --pulsar-operation-timeout and --pulsar-nack-delay must not be negative")
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--pulsar-connection-timeout", s.ConnectionTimeout}, {"--pulsar-operation-timeout", s.OperationTimeout}, {"--pulsar-nack-delay", s.NackDelay}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s must not be negative, got %s", d.flag, d.v)
+		}
 	}
 	if s.ReceiverQueueSize < 0 {
 		return fmt.Errorf("--pulsar-receiver-queue-size must be at least 1, got %d", s.ReceiverQueueSize)
 	}
-	c := s.clientConfig()
+	c := s.ClientConfig
 	if c.URL == "" {
-		c.URL = DefaultPulsarHost
+		c.URL = defaultPulsarURL
 	}
 	if err := c.Validate(); err != nil {
 		// What is left to find wrong is the URL.
 		return fmt.Errorf("--pulsar-host: %s", strings.TrimPrefix(err.Error(), "pulsarpubsub: "))
 	}
 	return nil
-}
-
-func (s PulsarSettings) clientConfig() pulsarpubsub.ClientConfig {
-	return pulsarpubsub.ClientConfig{
-		URL:                         s.Host,
-		Token:                       s.APIKey,
-		TokenFile:                   s.APIKeyFile,
-		ListenerName:                s.Listener,
-		TLSTrustCertsFile:           s.TLSTrustCerts,
-		TLSAllowInsecureConnection:  s.TLSAllowInsecure,
-		TLSSkipHostnameVerification: s.TLSSkipHostnameVerification,
-		ConnectionTimeout:           s.ConnectionTimeout,
-		OperationTimeout:            s.OperationTimeout,
-	}
-}
-
-func pulsarFlags(s *PulsarSettings) []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "pulsar-host", EnvVars: []string{"PULSAR_HOST"}, Value: DefaultPulsarHost, Usage: "Pulsar broker URL (pulsar:// or pulsar+ssl://)", Destination: &s.Host, Category: "Pulsar"},
-		// No Value: --help must never show the token.
-		&cli.StringFlag{Name: "pulsar-api-key", EnvVars: []string{"PULSAR_API_KEY"}, Usage: "Pulsar token for authentication", Destination: &s.APIKey, Category: "Pulsar"},
-		&cli.StringFlag{Name: "pulsar-api-key-file", EnvVars: []string{"PULSAR_API_KEY_FILE"}, Usage: "file holding the Pulsar token (read at every connection)", Destination: &s.APIKeyFile, Category: "Pulsar"},
-		&cli.StringFlag{Name: "pulsar-listener", EnvVars: []string{"PULSAR_LISTENER"}, Usage: "Pulsar advertised listener name", Destination: &s.Listener, Category: "Pulsar"},
-		&cli.StringFlag{Name: "pulsar-tls-trust-certs", EnvVars: []string{"PULSAR_TLS_TRUST_CERTS"}, Usage: "PEM file of the CAs of the broker's TLS certificate (pulsar+ssl://)", Destination: &s.TLSTrustCerts, Category: "Pulsar"},
-		&cli.BoolFlag{Name: "pulsar-tls-allow-insecure", EnvVars: []string{"PULSAR_TLS_ALLOW_INSECURE"}, Usage: "accept any broker TLS certificate (tests only)", Destination: &s.TLSAllowInsecure, Category: "Pulsar"},
-		&cli.BoolFlag{Name: "pulsar-tls-skip-hostname-verification", EnvVars: []string{"PULSAR_TLS_SKIP_HOSTNAME_VERIFICATION"}, Usage: "do not check that the broker's TLS certificate names its host", Destination: &s.TLSSkipHostnameVerification, Category: "Pulsar"},
-		&cli.DurationFlag{Name: "pulsar-connection-timeout", EnvVars: []string{"PULSAR_CONNECTION_TIMEOUT"}, Value: DefaultPulsarConnectionTimeout, Usage: "bound on establishing one broker connection", Destination: &s.ConnectionTimeout, Category: "Pulsar"},
-		&cli.DurationFlag{Name: "pulsar-operation-timeout", EnvVars: []string{"PULSAR_OPERATION_TIMEOUT"}, Value: DefaultPulsarOperationTimeout, Usage: "bound on subscribing and creating producers, retries included", Destination: &s.OperationTimeout, Category: "Pulsar"},
-		&cli.DurationFlag{Name: "pulsar-nack-delay", EnvVars: []string{"PULSAR_NACK_DELAY"}, Value: DefaultPulsarNackDelay, Usage: "delay before a failed message is delivered again", Destination: &s.NackDelay, Category: "Pulsar"},
-		&cli.IntFlag{Name: "pulsar-receiver-queue-size", EnvVars: []string{"PULSAR_RECEIVER_QUEUE_SIZE"}, Value: DefaultPulsarReceiverQueueSize, Usage: "messages each consumer fetches ahead of the handlers", Destination: &s.ReceiverQueueSize, Category: "Pulsar"},
-	}
 }
 
 // pulsarBackend carries messages on Apache Pulsar through one client shared
@@ -139,14 +72,15 @@ type pulsarBackend struct {
 	client   pulsar.Client
 	pub      *pulsarpubsub.Publisher
 
+	health healthSet
+
 	closeOnce sync.Once
 	closeErr  error
 }
 
-func newPulsarBackend(_ context.Context, cfg Config, logger watermill.LoggerAdapter) (Backend, error) {
+func newPulsarBackend(_ context.Context, cfg Config, logger watermill.LoggerAdapter) (router.Backend, error) {
 	s := cfg.Pulsar
-	s.setDefaults()
-	client, err := pulsarpubsub.NewClient(s.clientConfig(), logger)
+	client, err := pulsarpubsub.NewClient(s.ClientConfig, logger)
 	if err != nil {
 		return nil, fmt.Errorf("pulsar backend: %w", err)
 	}
@@ -155,10 +89,12 @@ func newPulsarBackend(_ context.Context, cfg Config, logger watermill.LoggerAdap
 		client.Close()
 		return nil, fmt.Errorf("pulsar backend: %w", err)
 	}
-	return &pulsarBackend{settings: s, logger: logger, client: client, pub: pub}, nil
+	b := &pulsarBackend{settings: s, logger: logger, client: client, pub: pub}
+	b.health.add(pub)
+	return b, nil
 }
 
-func (b *pulsarBackend) Name() string { return BackendPulsar }
+func (b *pulsarBackend) Name() string { return Pulsar }
 
 func (b *pulsarBackend) Publisher() message.Publisher { return b.pub }
 
@@ -168,7 +104,7 @@ func (b *pulsarBackend) Publisher() message.Publisher { return b.pub }
 // consumed through an exclusive, non-durable subscription of a unique name,
 // so that this client sees every message and leaves nothing behind on the
 // broker when it is gone.
-func (b *pulsarBackend) NewSubscriber(opts SubscribeOptions) (message.Subscriber, error) {
+func (b *pulsarBackend) NewSubscriber(opts router.SubscribeOptions) (message.Subscriber, error) {
 	s := &pulsarSubscriber{backend: b, opts: opts}
 	if !opts.Exclusive && opts.Subscription != "" {
 		sub, err := b.subscriber(opts.Subscription, pulsarpubsub.Shared, false, opts.InitialPosition)
@@ -180,7 +116,7 @@ func (b *pulsarBackend) NewSubscriber(opts SubscribeOptions) (message.Subscriber
 	return s, nil
 }
 
-func (b *pulsarBackend) subscriber(name string, typ pulsarpubsub.SubscriptionType, nonDurable bool, pos InitialPosition) (*pulsarpubsub.Subscriber, error) {
+func (b *pulsarBackend) subscriber(name string, typ pulsarpubsub.SubscriptionType, nonDurable bool, pos router.InitialPosition) (*pulsarpubsub.Subscriber, error) {
 	cfg := pulsarpubsub.SubscriberConfig{
 		Client:              b.client,
 		SubscriptionName:    name,
@@ -189,15 +125,20 @@ func (b *pulsarBackend) subscriber(name string, typ pulsarpubsub.SubscriptionTyp
 		NackRedeliveryDelay: b.settings.NackDelay,
 		ReceiverQueueSize:   b.settings.ReceiverQueueSize,
 	}
-	if pos == PositionEarliest {
+	if pos == router.PositionEarliest {
 		cfg.InitialPosition = pulsarpubsub.Earliest
 	}
 	sub, err := pulsarpubsub.NewSubscriber(cfg, b.logger)
 	if err != nil {
 		return nil, fmt.Errorf("pulsar backend: %w", err)
 	}
+	b.health.add(sub)
 	return sub, nil
 }
+
+// Health reports whether the publisher and every open subscriber are
+// connected.
+func (b *pulsarBackend) Health() error { return b.health.Health() }
 
 func (b *pulsarBackend) Close() error {
 	b.closeOnce.Do(func() {
@@ -211,7 +152,7 @@ func (b *pulsarBackend) Close() error {
 // its own exclusive one (see pulsarBackend.NewSubscriber).
 type pulsarSubscriber struct {
 	backend *pulsarBackend
-	opts    SubscribeOptions
+	opts    router.SubscribeOptions
 	shared  *pulsarpubsub.Subscriber // nil when every topic is exclusive
 
 	mu        sync.Mutex
@@ -272,9 +213,11 @@ func (s *pulsarSubscriber) Close() error {
 	s.mu.Unlock()
 	var errs []error
 	if s.shared != nil {
+		s.backend.health.remove(s.shared)
 		errs = append(errs, s.shared.Close())
 	}
 	if excl != nil {
+		s.backend.health.remove(excl)
 		errs = append(errs, excl.Close())
 	}
 	return errors.Join(errs...)

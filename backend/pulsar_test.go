@@ -1,4 +1,4 @@
-package router
+package backend
 
 import (
 	"context"
@@ -12,18 +12,19 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/pulsarpubsub"
+	"github.com/switchyard-go/switchyard/router"
 )
 
 const pulsarWait = 20 * time.Second
 
-func pulsarTestBackend(t *testing.T, s PulsarSettings) Backend {
+func pulsarTestBackend(t *testing.T, s PulsarSettings) router.Backend {
 	t.Helper()
-	if s.Host == "" {
-		s.Host = brokertest.Env(t, "SWITCHYARD_PULSAR_URL")
+	if s.URL == "" {
+		s.URL = brokertest.Env(t, "SWITCHYARD_PULSAR_URL")
 	}
-	cfg := Config{Backend: BackendPulsar, ID: "test", Pulsar: s}
-	cfg.SetDefaults()
-	b, err := NewBackend(context.Background(), cfg, nil)
+	cfg := Config{Name: Pulsar, ClientName: "test", Pulsar: s}
+	b, err := New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatalf("NewBackend: %v", err)
 	}
@@ -35,7 +36,7 @@ func pulsarTestBackend(t *testing.T, s PulsarSettings) Backend {
 	return b
 }
 
-func pulsarSubscribe(t *testing.T, b Backend, opts SubscribeOptions, topic string, n int) []<-chan *message.Message {
+func pulsarSubscribe(t *testing.T, b router.Backend, opts router.SubscribeOptions, topic string, n int) []<-chan *message.Message {
 	t.Helper()
 	sub, err := b.NewSubscriber(opts)
 	if err != nil {
@@ -101,7 +102,7 @@ func drain(t *testing.T, chans []<-chan *message.Message, want int) []int {
 	return counts
 }
 
-func publishN(t *testing.T, b Backend, topic string, n int) {
+func publishN(t *testing.T, b router.Backend, topic string, n int) {
 	t.Helper()
 	for i := range n {
 		if err := b.Publisher().Publish(topic, message.NewMessage(watermill.NewUUID(), []byte(fmt.Sprint(i)))); err != nil {
@@ -116,8 +117,8 @@ func TestPulsarBackendSharedSubscription(t *testing.T) {
 	b := pulsarTestBackend(t, PulsarSettings{ReceiverQueueSize: 5})
 	topic := "q1/public/default/backend-" + watermill.NewShortUUID()
 	group := "grp-" + watermill.NewShortUUID()
-	chans := pulsarSubscribe(t, b, SubscribeOptions{Subscription: group}, topic, 2)
-	chans = append(chans, pulsarSubscribe(t, b, SubscribeOptions{Subscription: group}, topic, 1)...)
+	chans := pulsarSubscribe(t, b, router.SubscribeOptions{Subscription: group}, topic, 2)
+	chans = append(chans, pulsarSubscribe(t, b, router.SubscribeOptions{Subscription: group}, topic, 1)...)
 	publishN(t, b, topic, 60)
 	counts := drain(t, chans, 60)
 	total := 0
@@ -137,16 +138,16 @@ func TestPulsarBackendExclusiveSubscriptions(t *testing.T) {
 	b := pulsarTestBackend(t, PulsarSettings{})
 
 	topic := "q0/public/default/backend-" + watermill.NewShortUUID()
-	first := pulsarSubscribe(t, b, SubscribeOptions{Exclusive: true}, topic, 2)
-	second := pulsarSubscribe(t, b, SubscribeOptions{Exclusive: true}, topic, 1)
+	first := pulsarSubscribe(t, b, router.SubscribeOptions{Exclusive: true}, topic, 2)
+	second := pulsarSubscribe(t, b, router.SubscribeOptions{Exclusive: true}, topic, 1)
 	publishN(t, b, topic, 20)
 	drain(t, first, 20)
 	drain(t, second, 20)
 
 	brokertest.EnsurePulsarNamespace(t, admin, "public/response")
 	response := "response:public:backend-" + watermill.NewShortUUID()
-	a := pulsarSubscribe(t, b, SubscribeOptions{Subscription: "same"}, response, 2)
-	c := pulsarSubscribe(t, b, SubscribeOptions{Subscription: "same"}, response, 1)
+	a := pulsarSubscribe(t, b, router.SubscribeOptions{Subscription: "same"}, response, 2)
+	c := pulsarSubscribe(t, b, router.SubscribeOptions{Subscription: "same"}, response, 1)
 	publishN(t, b, response, 10)
 	drain(t, a, 10)
 	drain(t, c, 10)
@@ -155,7 +156,9 @@ func TestPulsarBackendExclusiveSubscriptions(t *testing.T) {
 // A wrong token is a clear error in bounded time that does not show it.
 func TestPulsarBackendWrongToken(t *testing.T) {
 	const token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.bm90LXRoZS1yaWdodC1zaWduYXR1cmU"
-	b := pulsarTestBackend(t, PulsarSettings{APIKey: token, OperationTimeout: 3 * time.Second})
+	s := PulsarSettings{}
+	s.Token, s.OperationTimeout = token, 3*time.Second
+	b := pulsarTestBackend(t, s)
 	start := time.Now()
 	err := b.Publisher().Publish("q1/public/default/backend-"+watermill.NewShortUUID(), message.NewMessage("1", nil))
 	if err == nil {
@@ -174,10 +177,10 @@ func TestPulsarSettingsValidate(t *testing.T) {
 		s    PulsarSettings
 		want string
 	}{
-		{PulsarSettings{Host: "http://x:6650"}, "--pulsar-host"},
-		{PulsarSettings{Host: "pulsar://u:secret-pw@x:6650"}, "--pulsar-host"},
-		{PulsarSettings{APIKey: "a", APIKeyFile: "/f"}, "not both"},
-		{PulsarSettings{TLSTrustCerts: "/ca.pem"}, "pulsar+ssl://"},
+		{PulsarSettings{ClientConfig: pulsarpubsub.ClientConfig{URL: "http://x:6650"}}, "--pulsar-host"},
+		{PulsarSettings{ClientConfig: pulsarpubsub.ClientConfig{URL: "pulsar://u:secret-pw@x:6650"}}, "--pulsar-host"},
+		{PulsarSettings{ClientConfig: pulsarpubsub.ClientConfig{Token: "a", TokenFile: "/f"}}, "not both"},
+		{PulsarSettings{ClientConfig: pulsarpubsub.ClientConfig{TLSTrustCertsFile: "/ca.pem"}}, "pulsar+ssl://"},
 		{PulsarSettings{ReceiverQueueSize: -1}, "--pulsar-receiver-queue-size"},
 	}
 	for _, c := range cases {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
-	"github.com/switchyard-go/switchyard/router"
+	proc "github.com/switchyard-go/switchyard/processor"
 )
 
 // openHarness connects to backend for one run.
@@ -30,5 +30,5 @@ func (e *engine) openHarness(ctx context.Context, backend string) (harness, erro
 // logger returns the watermill logger of the processors under test: warnings
 // and errors only, to Config.Log.
 func (e *engine) logger() watermill.LoggerAdapter {
-	return router.WatermillLogger(router.NewLogger(e.cfg.Log, "warn"))
+	return proc.WatermillLogger(proc.NewLogger(e.cfg.Log, "warn"))
 }

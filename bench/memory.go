@@ -7,6 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/switchyard-go/switchyard/backend"
 	"github.com/switchyard-go/switchyard/middleware"
 	"github.com/switchyard-go/switchyard/router"
 )
@@ -21,7 +22,7 @@ type memoryHarness struct {
 }
 
 func newMemoryHarness(ctx context.Context, logger watermill.LoggerAdapter) (*memoryHarness, error) {
-	b, err := router.NewBackend(ctx, router.Config{Backend: router.BackendMemory, ID: "bench"}, logger)
+	b, err := backend.New(ctx, backend.Config{Name: backend.Memory, ClientName: "bench"}, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -12,8 +12,8 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/google/uuid"
 
+	"github.com/switchyard-go/switchyard/backend"
 	"github.com/switchyard-go/switchyard/middleware"
-	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/schema"
 )
 
@@ -155,9 +155,9 @@ func (l *mqttLoad) Close() error {
 
 func (h *mqttHarness) newProcessor(ctx context.Context, spec runSpec) (processor, error) {
 	if spec.variant == VariantSwitchyard {
-		cfg := router.Config{Backend: router.BackendMQTT, ID: spec.name, Concurrency: spec.concurrency,
-			MQTT: router.MQTTSettings{Host: h.host, Port: h.port, ClientID: spec.name}}
-		b, err := router.NewBackend(ctx, cfg, h.logger)
+		cfg := backend.Config{Name: backend.MQTT, ClientName: spec.name,
+			MQTT: backend.MQTTSettings{Host: h.host, Port: h.port, ClientID: spec.name}}
+		b, err := backend.New(ctx, cfg, h.logger)
 		if err != nil {
 			return nil, err
 		}

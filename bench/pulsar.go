@@ -10,8 +10,8 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	plog "github.com/apache/pulsar-client-go/pulsar/log"
 
+	"github.com/switchyard-go/switchyard/backend"
 	"github.com/switchyard-go/switchyard/middleware"
-	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/schema"
 )
 
@@ -149,9 +149,9 @@ func (l *pulsarLoad) Close() error {
 func (h *pulsarHarness) newProcessor(ctx context.Context, spec runSpec) (processor, error) {
 	switch spec.variant {
 	case VariantSwitchyard:
-		cfg := router.Config{Backend: router.BackendPulsar, ID: spec.name, Concurrency: spec.concurrency,
-			Pulsar: router.PulsarSettings{Host: h.url, APIKey: h.token}}
-		b, err := router.NewBackend(ctx, cfg, h.logger)
+		cfg := backend.Config{Name: backend.Pulsar, ClientName: spec.name}
+		cfg.Pulsar.URL, cfg.Pulsar.Token = h.url, h.token
+		b, err := backend.New(ctx, cfg, h.logger)
 		if err != nil {
 			return nil, err
 		}

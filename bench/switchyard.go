@@ -26,7 +26,7 @@ type routerProcessor struct {
 // backend with spec.concurrency, and returns once the router consumes. When
 // own is set, Stop closes the backend too.
 func startRouter(ctx context.Context, backend router.Backend, own bool, spec runSpec, logger watermill.LoggerAdapter) (processor, error) {
-	cfg := router.Config{Backend: backend.Name(), ID: spec.name, Concurrency: spec.concurrency}
+	cfg := router.Config{ID: spec.name, Concurrency: spec.concurrency}
 	r, err := router.New(cfg, backend, logger)
 	if err != nil {
 		return nil, err

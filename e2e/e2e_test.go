@@ -99,12 +99,14 @@ func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		switch strings.SplitN(kv, "=", 2)[0] {
-		case "PUBSUB_BACKEND", "PULSAR_HOST", "PULSAR_API_KEY", "PULSAR_LISTENER", "MQTT_HOST", "MQTT_PORT", "MQTT_USERNAME", "MQTT_PASSWORD":
+		case "PUBSUB_BACKEND", "PULSAR_HOST", "PULSAR_API_KEY", "PULSAR_LISTENER", "MQTT_HOST", "MQTT_PORT", "MQTT_USERNAME", "MQTT_PASSWORD", "METRICS_ADDR":
 			continue
 		}
 		env = append(env, kv)
 	}
-	return env
+	// Several processors run at once: each serves its endpoints on a port
+	// of its own instead of the default :8000.
+	return append(env, "METRICS_ADDR=127.0.0.1:0")
 }
 
 func (p *proc) log() string {

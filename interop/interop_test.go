@@ -20,9 +20,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/switchyard-go/switchyard/backend"
 	"github.com/switchyard-go/switchyard/examples/pipeline"
 	"github.com/switchyard-go/switchyard/internal/brokertest"
-	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/schema"
 )
 
@@ -185,6 +185,7 @@ func startEchoLLM(t *testing.T, pulsarURL, input, output string) *lineWatcher {
 		"--input", input,
 		"--output", output,
 		"--id", unique("interop-echo"),
+		"--metrics-addr", "127.0.0.1:0",
 	)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -331,14 +332,13 @@ func TestGoPublisherToTrustGraphConsumer(t *testing.T) {
 		t.Fatalf("peer.py did not subscribe: %v\n%s", err, p.out)
 	}
 
-	cfg := router.Config{Backend: router.BackendPulsar, ID: unique("interop-publisher")}
-	cfg.Pulsar.Host = url
-	cfg.SetDefaults()
-	backend, err := router.NewBackend(ctx, cfg, watermill.NopLogger{})
+	cfg := backend.Config{Name: backend.Pulsar, ClientName: unique("interop-publisher")}
+	cfg.Pulsar.URL = url
+	b, err := backend.New(ctx, cfg, watermill.NopLogger{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer backend.Close()
+	defer b.Close()
 	for id, triples := range expectedTriples() {
 		payload, err := schema.Marshal(triples)
 		if err != nil {
@@ -346,7 +346,7 @@ func TestGoPublisherToTrustGraphConsumer(t *testing.T) {
 		}
 		m := message.NewMessage(watermill.NewUUID(), payload)
 		m.Metadata.Set("id", id)
-		if err := backend.Publisher().Publish(topic.String(), m); err != nil {
+		if err := b.Publisher().Publish(topic.String(), m); err != nil {
 			t.Fatalf("publishing %s: %v", id, err)
 		}
 		t.Logf("published %s: %s", id, payload)

@@ -386,8 +386,8 @@ func TestChainRequiresCountersAndPoison(t *testing.T) {
 }
 
 func TestSnapshotAdd(t *testing.T) {
-	a := Snapshot{OK: 1, Errors: 2, Poisoned: 3, RateLimited: 4, Panics: 5, Retries: 6}
-	if got := a.Add(a); got != (Snapshot{2, 4, 6, 8, 10, 12}) {
+	a := Snapshot{Received: 7, Redelivered: 8, InFlight: 9, Published: 10, OK: 1, Errors: 2, Poisoned: 3, RateLimited: 4, Panics: 5, Retries: 6}
+	if got := a.Add(a); got != (Snapshot{14, 16, 18, 20, 2, 4, 6, 8, 10, 12}) {
 		t.Fatalf("Add: %+v", got)
 	}
 }

@@ -1,4 +1,4 @@
-package router
+package processor
 
 import (
 	"bytes"
@@ -12,21 +12,38 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/urfave/cli/v2"
 
-	"github.com/switchyard-go/switchyard/schema"
+	"github.com/switchyard-go/switchyard/router"
 )
 
-// parse runs a processor whose setup records the parsed config and stops.
-func parse(t *testing.T, args ...string) (Config, int, string) {
+type ask struct {
+	Q string `json:"q"`
+}
+
+type answer struct {
+	A string `json:"a"`
+}
+
+// parsed is what a processor's flags and environment gave.
+type parsed struct {
+	backend, id, logLevel, pulsarURL, pulsarListener, pulsarKey, mqttHost, mqttUser, mqttPassword string
+	mqttPort, concurrency                                                                         int
+}
+
+// parse runs a processor on the memory backend whose setup records the
+// parsed flags and stops.
+func parse(t *testing.T, args ...string) (parsed, int, string) {
 	t.Helper()
-	var got Config
-	var topic string
+	var got parsed
 	p := Processor{
-		Name:  "proc",
-		Flags: []cli.Flag{&cli.StringFlag{Name: "input", Value: "q1/tg/flow/in", Destination: &topic}},
-		Setup: func(c *cli.Context, r *Router) error {
-			got = r.cfg
-			if _, err := schema.ParseTopic(topic); err != nil {
-				return err
+		Name: "proc",
+		Handlers: []Handler{Handle("h", "q1/tg/flow/in", "q1/tg/flow/out",
+			func(context.Context, *ask) (*answer, error) { return nil, nil })},
+		Setup: func(c *cli.Context, r *router.Router) error {
+			got = parsed{
+				backend: c.String("pubsub-backend"), id: r.Config().ID, logLevel: c.String("log-level"),
+				pulsarURL: c.String("pulsar-host"), pulsarListener: c.String("pulsar-listener"), pulsarKey: c.String("pulsar-api-key"),
+				mqttHost: c.String("mqtt-host"), mqttUser: c.String("mqtt-username"), mqttPassword: c.String("mqtt-password"),
+				mqttPort: c.Int("mqtt-port"), concurrency: r.Config().Concurrency,
 			}
 			return errStopHere
 		},
@@ -55,8 +72,8 @@ func TestFlagsDefaults(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "stop here") {
 		t.Fatalf("code %d, output %q", code, out)
 	}
-	if cfg.Backend != "memory" || cfg.ID != "proc" || cfg.Concurrency != 1 || cfg.LogLevel != "info" ||
-		cfg.Pulsar.Host != "pulsar://localhost:6650" || cfg.MQTT.Host != "localhost" || cfg.MQTT.Port != 1883 {
+	if cfg.backend != "memory" || cfg.id != "proc" || cfg.concurrency != 1 || cfg.logLevel != "info" ||
+		cfg.pulsarURL != "pulsar://localhost:6650" || cfg.mqttHost != "localhost" || cfg.mqttPort != 1883 {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }
@@ -72,9 +89,9 @@ func TestFlagsFromEnvAndFlagsOverrideEnv(t *testing.T) {
 	t.Setenv("MQTT_PASSWORD", "sekrit-pw")
 	t.Setenv("PULSAR_API_KEY", "sekrit-token")
 	cfg, _, _ := parse(t, "--mqtt-port", "1884", "--id", "p7", "--concurrency", "4")
-	if cfg.Backend != "memory" || cfg.Pulsar.Host != "pulsar://broker:6650" || cfg.Pulsar.Listener != "internal" ||
-		cfg.MQTT.Host != "mqtt.local" || cfg.MQTT.Port != 1884 || cfg.MQTT.Username != "u" || cfg.MQTT.Password != "sekrit-pw" ||
-		cfg.Pulsar.APIKey != "sekrit-token" || cfg.ID != "p7" || cfg.Concurrency != 4 {
+	if cfg.backend != "memory" || cfg.pulsarURL != "pulsar://broker:6650" || cfg.pulsarListener != "internal" ||
+		cfg.mqttHost != "mqtt.local" || cfg.mqttPort != 1884 || cfg.mqttUser != "u" || cfg.mqttPassword != "sekrit-pw" ||
+		cfg.pulsarKey != "sekrit-token" || cfg.id != "p7" || cfg.concurrency != 4 {
 		t.Fatalf("parsed %+v", cfg)
 	}
 }
@@ -87,14 +104,16 @@ func TestBadValuesExitTwoWithOneLine(t *testing.T) {
 		want string
 	}{
 		{[]string{"--pubsub-backend", "kafka"}, nil, `--pubsub-backend "kafka" is not one of pulsar, mqtt, memory`},
-		{nil, map[string]string{"PUBSUB_BACKEND": "rabbit"}, `"rabbit"`},
-		{[]string{"--pubsub-backend", "mqtt", "--mqtt-port", "70000"}, nil, "--mqtt-port must be between 1 and 65535"},
-		{[]string{"--pubsub-backend", "mqtt", "--mqtt-port", "0"}, nil, "--mqtt-port must be between 1 and 65535"},
-		{[]string{"--mqtt-port", "abc"}, nil, "mqtt-port"},
+		{nil, map[string]string{"PUBSUB_BACKEND": "rabbit"}, `environment variable PUBSUB_BACKEND "rabbit" is not one of`},
+		{[]string{"--pubsub-backend", "mqtt", "--mqtt-port", "70000"}, nil, "--mqtt-port must be between 1 and 65535, got 70000"},
+		{[]string{"--pubsub-backend", "mqtt", "--mqtt-port", "-1"}, nil, "--mqtt-port must be between 1 and 65535, got -1"},
+		{[]string{"--mqtt-port", "abc"}, nil, `--mqtt-port "abc": parse error`},
+		{[]string{"--mqtt-hots", "x"}, nil, "unknown flag --mqtt-hots (did you mean --mqtt-host?)"},
+		{[]string{"--pubsub-backend", "memory", "--output", "bad name"}, nil, `--output: invalid queue name "bad name"`},
 		{[]string{"--pubsub-backend", "memory", "--input", "q9/tg/flow/x"}, nil, `invalid queue name "q9/tg/flow/x"`},
 		{[]string{"--pubsub-backend", "memory", "--concurrency", "0"}, nil, "--concurrency must be at least 1"},
 		{[]string{"--pubsub-backend", "memory", "--log-level", "loud"}, nil, `--log-level "loud"`},
-		{[]string{"--no-such-flag"}, nil, "no-such-flag"},
+		{[]string{"--no-such-flag"}, nil, "unknown flag --no-such-flag"},
 		{[]string{"--pubsub-backend", "memory", "extra"}, nil, `unexpected argument "extra"`},
 	}
 	for _, c := range cases {
@@ -146,15 +165,19 @@ func TestProcessorRunsUntilCancelledAndExitsZero(t *testing.T) {
 	ready := make(chan struct{})
 	p := Processor{
 		Name: "p",
-		Setup: func(_ *cli.Context, r *Router) error {
+		Handlers: []Handler{Handle("h", "q1/tg/flow/in", "q1/tg/flow/out",
+			func(context.Context, *ask) (*answer, error) { return nil, nil })},
+		Setup: func(_ *cli.Context, r *router.Router) error {
 			go func() { <-r.Running(); close(ready) }()
-			return Handle(r, "h", inQ, outQ, func(context.Context, *ask) (*answer, error) { return nil, nil })
+			return nil
 		},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
-	go func() { done <- p.Run(ctx, []string{"p", "--pubsub-backend", "memory"}, &bytes.Buffer{}, &stderr) }()
+	go func() {
+		done <- p.Run(ctx, []string{"p", "--pubsub-backend", "memory", "--metrics-addr", ""}, &bytes.Buffer{}, &stderr)
+	}()
 	select {
 	case <-ready:
 	case <-time.After(10 * time.Second):

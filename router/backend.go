@@ -1,23 +1,8 @@
 package router
 
 import (
-	"context"
-	"fmt"
-	"strings"
-
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
-
-// Backend names accepted by --pubsub-backend.
-const (
-	BackendPulsar = "pulsar"
-	BackendMQTT   = "mqtt"
-	BackendMemory = "memory"
-)
-
-// Backends lists every backend name in the order --help shows them.
-var backendNames = []string{BackendPulsar, BackendMQTT, BackendMemory}
 
 // InitialPosition says where a new subscription starts reading.
 type InitialPosition string
@@ -42,7 +27,8 @@ type SubscribeOptions struct {
 }
 
 // Backend is a connected broker: one publisher for every output and
-// subscribers made on demand.
+// subscribers made on demand. Package backend builds one from configuration;
+// tests may supply their own.
 type Backend interface {
 	// Name returns the backend name, e.g. "pulsar".
 	Name() string
@@ -57,25 +43,9 @@ type Backend interface {
 	Close() error
 }
 
-// NewBackend connects to the backend cfg names. It returns an error that says
-// what is wrong with the configuration or the connection; secrets are never
-// part of it.
-func NewBackend(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (Backend, error) {
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if logger == nil {
-		logger = watermill.NopLogger{}
-	}
-	switch cfg.Backend {
-	case BackendMemory:
-		return newMemoryBackend(cfg, logger), nil
-	case BackendPulsar:
-		return newPulsarBackend(ctx, cfg, logger)
-	case BackendMQTT:
-		return newMQTTBackend(ctx, cfg, logger)
-	default:
-		return nil, fmt.Errorf("unknown pubsub backend %q (want one of %s)", cfg.Backend, strings.Join(backendNames, ", "))
-	}
+// HealthChecker is implemented by backends that can tell whether they are
+// connected. Health returns nil while the backend is connected and every
+// subscription it made is active, else an error saying what is wrong.
+type HealthChecker interface {
+	Health() error
 }

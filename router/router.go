@@ -29,7 +29,26 @@ type Router struct {
 	started  bool
 	// onReady, if set, runs once every handler is subscribed, before Run
 	// waits for the stop; the processor logs its ready line there.
-	onReady func()
+	onReady  func()
+	observer Observer
+}
+
+// HandlerInfo describes one registered handler, for ready lines and metrics.
+type HandlerInfo struct {
+	// Name is the handler's name.
+	Name string
+	// Input is the queue it consumes.
+	Input schema.Topic
+	// Output is the queue it publishes to; nil for a sink.
+	Output *schema.Topic
+	// Subscription is the subscription (consumer group) name it consumes
+	// through; for response and notify queues each client gets its own
+	// subscription with this name as prefix.
+	Subscription string
+	// Concurrency is how many messages it handles at once.
+	Concurrency int
+	// PoisonTopic is where its permanently failing inputs go.
+	PoisonTopic schema.Topic
 }
 
 type registration struct {
@@ -44,6 +63,9 @@ type registration struct {
 // New returns a Router on backend. cfg supplies the processor id (the default
 // subscription name), the concurrency and the drain timeout.
 func New(cfg Config, backend Backend, logger watermill.LoggerAdapter) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
 	cfg.SetDefaults()
 	if backend == nil {
 		return nil, errors.New("router: backend is required")
@@ -155,6 +177,31 @@ func (r *Router) AddHandler(name string, in schema.Topic, out *schema.Topic, fn 
 	return nil
 }
 
+// OnReady sets a function that Run calls once every handler is subscribed
+// and taking messages, before it waits for the stop. Call it before Run.
+func (r *Router) OnReady(fn func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onReady = fn
+}
+
+// Handlers describes the registered handlers in registration order.
+func (r *Router) Handlers() []HandlerInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]HandlerInfo, 0, len(r.handlers))
+	for _, h := range r.handlers {
+		out = append(out, HandlerInfo{
+			Name: h.name, Input: h.in, Output: h.out, Subscription: h.opts.subscription,
+			Concurrency: h.opts.concurrency, PoisonTopic: r.poisonTopic(h),
+		})
+	}
+	return out
+}
+
+// Config returns the configuration the router runs with, defaults applied.
+func (r *Router) Config() Config { return r.cfg }
+
 // Running is closed once every handler is subscribed and taking messages.
 func (r *Router) Running() <-chan struct{} { return r.running }
 
@@ -181,6 +228,8 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	r.started = true
 	handlers := append([]*registration(nil), r.handlers...)
+	onReady := r.onReady
+	observer := r.observer
 	r.mu.Unlock()
 	if len(handlers) == 0 {
 		return errors.New("router has no handlers")
@@ -190,7 +239,7 @@ func (r *Router) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
-	publisher := keepOpenPublisher{r.backend.Publisher()}
+	shared := r.backend.Publisher()
 	var gates []*gateSubscriber
 	defer func() {
 		for _, g := range gates {
@@ -201,6 +250,7 @@ func (r *Router) Run(ctx context.Context) error {
 	}()
 
 	for _, h := range handlers {
+		publisher := observedPublisher{Publisher: shared, handler: h.name, o: observer, count: h.counters.AddPublished}
 		policy := middleware.Policy{
 			Poison: middleware.PoisonConfig{
 				Publisher: publisher,
@@ -218,6 +268,9 @@ func (r *Router) Run(ctx context.Context) error {
 		fn, err := middleware.Chain(h.fn, policy)
 		if err != nil {
 			return fmt.Errorf("handler %q: %w", h.name, err)
+		}
+		if observer != nil {
+			fn = timedHandler(h.name, observer, fn)
 		}
 		sub, err := r.backend.NewSubscriber(SubscribeOptions{Subscription: h.opts.subscription, Exclusive: h.in.Class().Exclusive()})
 		if err != nil {
@@ -255,8 +308,8 @@ func (r *Router) Run(ctx context.Context) error {
 	case <-wm.Running():
 		close(r.running)
 		r.logger.Info("Router ready", watermill.LogFields{"handlers": len(handlers)})
-		if r.onReady != nil {
-			r.onReady()
+		if onReady != nil {
+			onReady()
 		}
 	case err := <-runErr:
 		if err == nil {
@@ -313,10 +366,3 @@ func SummaryLine(stats map[string]middleware.Snapshot) string {
 	}
 	return s
 }
-
-// keepOpenPublisher hides Close from the watermill router, which closes a
-// handler's publisher when that handler stops; the backend's publisher is
-// shared and is closed by the backend.
-type keepOpenPublisher struct{ message.Publisher }
-
-func (keepOpenPublisher) Close() error { return nil }

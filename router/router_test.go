@@ -1,4 +1,4 @@
-package router
+package router_test
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/switchyard-go/switchyard/backend"
 	"github.com/switchyard-go/switchyard/middleware"
+	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/schema"
 )
 
@@ -32,24 +34,19 @@ var (
 // harness runs a Router on a memory backend and reads its outputs.
 type harness struct {
 	t       *testing.T
-	backend Backend
-	router  *Router
+	backend router.Backend
+	router  *router.Router
 	cancel  context.CancelFunc
 	runErr  chan error
 }
 
-func newHarness(t *testing.T, cfg Config) *harness {
+func newHarness(t *testing.T, cfg router.Config) *harness {
 	t.Helper()
-	cfg.Backend = BackendMemory
 	if cfg.ID == "" {
 		cfg.ID = "test"
 	}
-	cfg.SetDefaults()
-	b, err := NewBackend(context.Background(), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(cfg, b, nil)
+	b := backend.NewMemory(nil)
+	r, err := router.New(cfg, b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +90,7 @@ func (h *harness) stop() error {
 
 func (h *harness) subscribe(topic schema.Topic) <-chan *message.Message {
 	h.t.Helper()
-	sub, err := h.backend.NewSubscriber(SubscribeOptions{Subscription: "reader-" + topic.Queue})
+	sub, err := h.backend.NewSubscriber(router.SubscribeOptions{Subscription: "reader-" + topic.Queue})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -139,8 +136,8 @@ func expectNothing(t *testing.T, ch <-chan *message.Message, d time.Duration) {
 }
 
 func TestRouterHandlesAndCopiesID(t *testing.T) {
-	h := newHarness(t, Config{})
-	if err := Handle(h.router, "upper", inQ, outQ, func(_ context.Context, a *ask) (*answer, error) {
+	h := newHarness(t, router.Config{})
+	if err := router.Handle(h.router, "upper", inQ, outQ, func(_ context.Context, a *ask) (*answer, error) {
 		return &answer{A: strings.ToUpper(a.Q)}, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -161,15 +158,15 @@ func TestRouterHandlesAndCopiesID(t *testing.T) {
 }
 
 func TestRouterPoisonsMalformedInputOnce(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, router.Config{})
 	var calls atomic.Int32
-	if err := Handle(h.router, "upper", inQ, outQ, func(_ context.Context, a *ask) (*answer, error) {
+	if err := router.Handle(h.router, "upper", inQ, outQ, func(_ context.Context, a *ask) (*answer, error) {
 		calls.Add(1)
 		return &answer{A: a.Q}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	poison := h.subscribe(PoisonTopic(inQ))
+	poison := h.subscribe(router.PoisonTopic(inQ))
 	out := h.subscribe(outQ)
 	h.start()
 	h.send(inQ, `{"q": 12}`, "bad")
@@ -188,14 +185,14 @@ func TestRouterPoisonsMalformedInputOnce(t *testing.T) {
 }
 
 func TestRouterNacksTransientErrorsAndRedelivers(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, router.Config{})
 	var calls atomic.Int32
-	if err := Handle(h.router, "flaky", inQ, outQ, func(_ context.Context, a *ask) (*answer, error) {
+	if err := router.Handle(h.router, "flaky", inQ, outQ, func(_ context.Context, a *ask) (*answer, error) {
 		if calls.Add(1) <= 2 {
 			return nil, errors.New("downstream unavailable")
 		}
 		return &answer{A: a.Q}, nil
-	}, WithRetry(middleware.RetryConfig{MaxRetries: 0})); err != nil {
+	}, router.WithRetry(middleware.RetryConfig{MaxRetries: 0})); err != nil {
 		t.Fatal(err)
 	}
 	out := h.subscribe(outQ)
@@ -211,9 +208,9 @@ func TestRouterNacksTransientErrorsAndRedelivers(t *testing.T) {
 }
 
 func TestRouterSurvivesPanicAndRedelivers(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, router.Config{})
 	var calls atomic.Int32
-	if err := Handle(h.router, "panicky", inQ, outQ, func(_ context.Context, a *ask) (*answer, error) {
+	if err := router.Handle(h.router, "panicky", inQ, outQ, func(_ context.Context, a *ask) (*answer, error) {
 		if calls.Add(1) == 1 {
 			panic("nil map")
 		}
@@ -247,28 +244,24 @@ func (p *flakyPublisher) Publish(topic string, msgs ...*message.Message) error {
 }
 
 type backendWithPublisher struct {
-	Backend
+	router.Backend
 	pub message.Publisher
 }
 
 func (b backendWithPublisher) Publisher() message.Publisher { return b.pub }
 
 func TestRouterAcksOnlyAfterOutputIsPublished(t *testing.T) {
-	cfg := Config{Backend: BackendMemory, ID: "ackorder"}
-	cfg.SetDefaults()
-	mem, err := NewBackend(context.Background(), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := router.Config{ID: "ackorder"}
+	mem := backend.NewMemory(nil)
 	defer mem.Close()
 	fp := &flakyPublisher{Publisher: mem.Publisher(), topic: outQ.String()}
 	fp.fails.Store(1)
-	r, err := New(cfg, backendWithPublisher{mem, fp}, nil)
+	r, err := router.New(cfg, backendWithPublisher{mem, fp}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var calls atomic.Int32
-	if err := Handle(r, "h", inQ, outQ, func(_ context.Context, a *ask) (*answer, error) {
+	if err := router.Handle(r, "h", inQ, outQ, func(_ context.Context, a *ask) (*answer, error) {
 		calls.Add(1)
 		return &answer{A: a.Q}, nil
 	}); err != nil {
@@ -286,11 +279,11 @@ func TestRouterAcksOnlyAfterOutputIsPublished(t *testing.T) {
 }
 
 func TestRouterDrainsInFlightMessageOnStop(t *testing.T) {
-	h := newHarness(t, Config{DrainTimeout: 10 * time.Second})
+	h := newHarness(t, router.Config{DrainTimeout: 10 * time.Second})
 	started := make(chan struct{})
 	release := make(chan struct{})
 	var calls atomic.Int32
-	if err := Handle(h.router, "slow", inQ, outQ, func(ctx context.Context, a *ask) (*answer, error) {
+	if err := router.Handle(h.router, "slow", inQ, outQ, func(ctx context.Context, a *ask) (*answer, error) {
 		if calls.Add(1) == 1 {
 			close(started)
 			<-release
@@ -330,15 +323,15 @@ func TestRouterDrainsInFlightMessageOnStop(t *testing.T) {
 }
 
 func TestRouterDrainTimeoutIsBounded(t *testing.T) {
-	h := newHarness(t, Config{DrainTimeout: 100 * time.Millisecond})
+	h := newHarness(t, router.Config{DrainTimeout: 100 * time.Millisecond})
 	started := make(chan struct{})
 	release := make(chan struct{})
 	defer close(release)
-	if err := Handle(h.router, "stuck", inQ, outQ, func(context.Context, *ask) (*answer, error) {
+	if err := router.Handle(h.router, "stuck", inQ, outQ, func(context.Context, *ask) (*answer, error) {
 		close(started)
 		<-release
 		return nil, nil
-	}, WithConcurrency(1)); err != nil {
+	}, router.WithConcurrency(1)); err != nil {
 		t.Fatal(err)
 	}
 	h.start()
@@ -351,12 +344,12 @@ func TestRouterDrainTimeoutIsBounded(t *testing.T) {
 }
 
 func TestConcurrencyBoundsMessagesInFlight(t *testing.T) {
-	h := newHarness(t, Config{Concurrency: 3})
+	h := newHarness(t, router.Config{Concurrency: 3})
 	var active, peak atomic.Int32
 	release := make(chan struct{})
 	var once sync.Once
 	reached := make(chan struct{})
-	if err := Handle(h.router, "wide", inQ, outQ, func(_ context.Context, a *ask) (*answer, error) {
+	if err := router.Handle(h.router, "wide", inQ, outQ, func(_ context.Context, a *ask) (*answer, error) {
 		n := active.Add(1)
 		for {
 			p := peak.Load()
@@ -397,18 +390,18 @@ func TestConcurrencyBoundsMessagesInFlight(t *testing.T) {
 }
 
 func TestAddHandlerRejectsMistakes(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, router.Config{})
 	fn := func(context.Context, *ask) (*answer, error) { return nil, nil }
-	if err := Handle(h.router, "a", schema.Topic{}, outQ, fn); err == nil {
+	if err := router.Handle(h.router, "a", schema.Topic{}, outQ, fn); err == nil {
 		t.Fatal("accepted an invalid input topic")
 	}
-	if err := Handle(h.router, "a", inQ, outQ, fn); err != nil {
+	if err := router.Handle(h.router, "a", inQ, outQ, fn); err != nil {
 		t.Fatal(err)
 	}
-	if err := Handle(h.router, "a", inQ, outQ, fn); err == nil {
+	if err := router.Handle(h.router, "a", inQ, outQ, fn); err == nil {
 		t.Fatal("accepted a duplicate handler name")
 	}
-	if err := Handle(h.router, "b", inQ, outQ, fn, WithConcurrency(0)); err == nil {
+	if err := router.Handle(h.router, "b", inQ, outQ, fn, router.WithConcurrency(0)); err == nil {
 		t.Fatal("accepted concurrency 0")
 	}
 }

@@ -2,32 +2,36 @@ package main
 
 import (
 	"context"
+	"strings"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/urfave/cli/v2"
 
+	"github.com/switchyard-go/switchyard/backend"
+	"github.com/switchyard-go/switchyard/processor"
 	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/schema"
 )
 
-// connect validates cfg and connects to its backend, logging to the
-// command's error writer at the configured level.
-func connect(ctx context.Context, c *cli.Context, cfg *router.Config) (router.Backend, error) {
-	if cfg.ID == "" {
-		cfg.ID = "switchyard"
-	}
-	// The commands have no --concurrency or --drain-timeout flags.
-	cfg.Concurrency, cfg.DrainTimeout = router.DefaultConcurrency, router.DefaultDrainTimeout
-	// Validate the flag values before SetDefaults replaces explicit zeros.
-	if err := cfg.Validate(); err != nil {
-		return nil, &router.UsageError{Err: err}
-	}
-	cfg.SetDefaults()
-	return router.NewBackend(ctx, *cfg, logger(c, cfg))
+// clientConfig is what publish and tail are configured with.
+type clientConfig struct {
+	logLevel string
+	backend  backend.Config
 }
 
-func logger(c *cli.Context, cfg *router.Config) watermill.LoggerAdapter {
-	return router.WatermillLogger(router.NewLogger(c.App.ErrWriter, cfg.LogLevel))
+// flags returns the flags that configure cfg: the log level and the backend.
+func (cfg *clientConfig) flags() []cli.Flag {
+	return append([]cli.Flag{processor.LogLevelFlag(&cfg.logLevel)}, backend.Flags(&cfg.backend)...)
+}
+
+// connect validates cfg and connects to its backend, logging to the
+// command's error writer at the configured level.
+func connect(ctx context.Context, c *cli.Context, cfg *clientConfig) (router.Backend, error) {
+	if err := cfg.backend.Validate(); err != nil {
+		return nil, &processor.UsageError{Err: err}
+	}
+	cfg.backend.ClientName = "switchyard-" + c.Command.Name
+	cfg.backend.Debug = strings.EqualFold(cfg.logLevel, "debug")
+	return processor.Connect(ctx, cfg.backend, processor.NewLogger(c.App.ErrWriter, cfg.logLevel))
 }
 
 // parseTopicFlag parses the value of a command's --topic flag. The flag is
@@ -35,7 +39,11 @@ func logger(c *cli.Context, cfg *router.Config) watermill.LoggerAdapter {
 // usage error like every other bad flag.
 func parseTopicFlag(topic string) (schema.Topic, error) {
 	if topic == "" {
-		return schema.Topic{}, router.Usagef("--topic is required")
+		return schema.Topic{}, processor.Usagef("--topic is required")
 	}
-	return schema.ParseTopic(topic)
+	t, err := schema.ParseTopic(topic)
+	if err != nil {
+		return schema.Topic{}, &processor.UsageError{Err: err}
+	}
+	return t, nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/switchyard-go/switchyard/bench"
-	"github.com/switchyard-go/switchyard/router"
+	"github.com/switchyard-go/switchyard/processor"
 )
 
 // benchCommand is `switchyard bench`: the throughput, round-trip and
@@ -64,7 +64,7 @@ func benchCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return router.Usagef("unexpected argument %q", c.Args().First())
+				return processor.Usagef("unexpected argument %q", c.Args().First())
 			}
 			for _, b := range strings.Split(backends, ",") {
 				if b = strings.TrimSpace(b); b != "" {
@@ -72,10 +72,10 @@ func benchCommand() *cli.Command {
 				}
 			}
 			if len(cfg.Backends) == 0 {
-				return router.Usagef("--backends lists no backend")
+				return processor.Usagef("--backends lists no backend")
 			}
 			if mqttPort < 1 || mqttPort > 65535 {
-				return router.Usagef("--mqtt-port must be between 1 and 65535, got %d", mqttPort)
+				return processor.Usagef("--mqtt-port must be between 1 and 65535, got %d", mqttPort)
 			}
 			cfg.MQTTAddr = fmt.Sprintf("%s:%d", mqttHost, mqttPort)
 			if cfg.MQTTAddr[0] != '[' && strings.Contains(mqttHost, ":") {
@@ -86,7 +86,7 @@ func benchCommand() *cli.Command {
 			}
 			if cfg.Python != "" {
 				if _, err := os.Stat(pyScript); err != nil {
-					return router.Usagef("--python-script: %v", err)
+					return processor.Usagef("--python-script: %v", err)
 				}
 				cfg.PythonScript = pyScript
 			}
@@ -98,7 +98,7 @@ func benchCommand() *cli.Command {
 			}
 			if cfg.EchoLLM != "" {
 				if _, err := os.Stat(cfg.EchoLLM); err != nil {
-					return router.Usagef("--echo-llm: %v", err)
+					return processor.Usagef("--echo-llm: %v", err)
 				}
 			}
 			cfg.Progress = c.App.ErrWriter
@@ -111,14 +111,14 @@ func benchCommand() *cli.Command {
 				cfg.FootprintLoad = -1
 			}
 			if err := cfg.Validate(); err != nil {
-				return &router.UsageError{Err: err}
+				return &processor.UsageError{Err: err}
 			}
 			if cfg.EchoLLM == "" && !noFootprt {
 				fmt.Fprintln(c.App.ErrWriter, "bench: no echo-llm binary next to this one and no --echo-llm: footprint skipped")
 			}
 			res, runErr := bench.Run(c.Context, cfg)
 			if res == nil {
-				return &router.UsageError{Err: runErr}
+				return &processor.UsageError{Err: runErr}
 			}
 			if err := res.WriteTable(c.App.Writer); err != nil {
 				return err

@@ -10,7 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/switchyard-go/switchyard/mqttpubsub/embedded"
-	"github.com/switchyard-go/switchyard/router"
+	"github.com/switchyard-go/switchyard/processor"
 )
 
 // brokerCommand runs the embedded MQTT broker in the foreground.
@@ -31,16 +31,16 @@ func brokerCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return router.Usagef("unexpected argument %q", c.Args().First())
+				return processor.Usagef("unexpected argument %q", c.Args().First())
 			}
 			switch logLevel {
 			case "debug", "info", "warn", "error":
 			default:
-				return router.Usagef("--log-level %q is not one of debug, info, warn, error", logLevel)
+				return processor.Usagef("--log-level %q is not one of debug, info, warn, error", logLevel)
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runBroker(ctx, c, embedded.Config{Listen: listen, UsersFile: users, Logger: router.NewLogger(c.App.ErrWriter, logLevel)})
+			return runBroker(ctx, c, embedded.Config{Listen: listen, UsersFile: users, Logger: processor.NewLogger(c.App.ErrWriter, logLevel)})
 		},
 	}
 }

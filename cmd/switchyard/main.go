@@ -14,7 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/switchyard-go/switchyard/router"
+	"github.com/switchyard-go/switchyard/processor"
 )
 
 func main() {
@@ -34,11 +34,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return &router.UsageError{Err: err}
-		},
-		ExitErrHandler: func(*cli.Context, error) {},
-		Commands:       commands(),
+		OnUsageError:    processor.UsageErrorHandler(),
+		ExitErrHandler:  func(*cli.Context, error) {},
+		Commands:        commands(),
 	}
 	var secrets []string
 	app.Before = func(*cli.Context) error { return nil }
@@ -47,17 +45,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 0
 	}
 	secrets = append(secrets, os.Getenv("PULSAR_API_KEY"), os.Getenv("MQTT_PASSWORD"))
-	fmt.Fprintf(stderr, "switchyard: %s\n", router.Redact(err.Error(), secrets...))
-	return router.ExitCode(err)
+	fmt.Fprintf(stderr, "switchyard: %s\n", processor.Redact(err.Error(), secrets...))
+	return processor.ExitCode(err)
 }
 
 func commands() []*cli.Command {
 	cmds := []*cli.Command{publishCommand(), tailCommand()}
 	cmds = append(cmds, extraCommands()...)
 	for _, c := range cmds {
-		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-			return &router.UsageError{Err: err}
-		}
+		c.OnUsageError = processor.UsageErrorHandler()
 	}
 	return cmds
 }

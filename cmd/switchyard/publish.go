@@ -14,7 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/switchyard-go/switchyard/middleware"
-	"github.com/switchyard-go/switchyard/router"
+	"github.com/switchyard-go/switchyard/processor"
 	"github.com/switchyard-go/switchyard/schema"
 )
 
@@ -22,7 +22,7 @@ import (
 const maxLine = 64 << 20
 
 func publishCommand() *cli.Command {
-	var cfg router.Config
+	var cfg clientConfig
 	var topic string
 	var props cli.StringSlice
 	var batch int
@@ -39,7 +39,7 @@ func publishCommand() *cli.Command {
 			&cli.BoolFlag{Name: "auto-id", Value: true, Usage: "give each message a fresh UUID in its id property unless --property sets one", Destination: &autoID},
 			&cli.BoolFlag{Name: "envelope", Usage: "each line is a message as tail writes it: {\"properties\":{...},\"payload\":...}", Destination: &envelope},
 			&cli.IntFlag{Name: "batch", Value: 100, Usage: "messages per publish call (sent pipelined)", Destination: &batch},
-		}, router.BackendFlags(&cfg)...),
+		}, cfg.flags()...),
 		Action: func(c *cli.Context) error {
 			t, err := parseTopicFlag(topic)
 			if err != nil {
@@ -50,7 +50,7 @@ func publishCommand() *cli.Command {
 				return err
 			}
 			if batch < 1 {
-				return router.Usagef("--batch must be at least 1, got %d", batch)
+				return processor.Usagef("--batch must be at least 1, got %d", batch)
 			}
 			backend, err := connect(c.Context, c, &cfg)
 			if err != nil {
@@ -71,7 +71,7 @@ func parseProperties(kvs []string) (map[string]string, error) {
 	for _, kv := range kvs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, router.Usagef("--property %q must be key=value", kv)
+			return nil, processor.Usagef("--property %q must be key=value", kv)
 		}
 		out[k] = v
 	}

@@ -14,11 +14,12 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/urfave/cli/v2"
 
+	"github.com/switchyard-go/switchyard/processor"
 	"github.com/switchyard-go/switchyard/router"
 )
 
 func tailCommand() *cli.Command {
-	var cfg router.Config
+	var cfg clientConfig
 	var topic, subscription, position string
 	var count int
 	var timeout time.Duration
@@ -36,7 +37,7 @@ func tailCommand() *cli.Command {
 			&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: "exit after this many messages (0: run until interrupted)", Destination: &count},
 			&cli.StringFlag{Name: "initial-position", Value: string(router.PositionLatest), Usage: "where a new subscription starts: earliest or latest", Destination: &position},
 			&cli.DurationFlag{Name: "timeout", Usage: "fail if --count messages have not arrived within this time (0: no limit)", Destination: &timeout},
-		}, router.BackendFlags(&cfg)...),
+		}, cfg.flags()...),
 		Action: func(c *cli.Context) error {
 			t, err := parseTopicFlag(topic)
 			if err != nil {
@@ -44,10 +45,10 @@ func tailCommand() *cli.Command {
 			}
 			pos := router.InitialPosition(position)
 			if pos != router.PositionEarliest && pos != router.PositionLatest {
-				return router.Usagef("--initial-position %q must be earliest or latest", position)
+				return processor.Usagef("--initial-position %q must be earliest or latest", position)
 			}
 			if count < 0 {
-				return router.Usagef("--count must not be negative, got %d", count)
+				return processor.Usagef("--count must not be negative, got %d", count)
 			}
 			backend, err := connect(c.Context, c, &cfg)
 			if err != nil {

@@ -5,21 +5,19 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/switchyard-go/switchyard/backend"
 	"github.com/switchyard-go/switchyard/examples/pipeline"
+	"github.com/switchyard-go/switchyard/processor"
 	"github.com/switchyard-go/switchyard/router"
 )
 
 // runInProcess runs both processors and the client in this process on the
 // memory backend.
 func runInProcess(ctx context.Context, opts options, log io.Writer) (result, error) {
-	cfg := router.Config{Backend: router.BackendMemory, ID: "demo", Concurrency: opts.concurrency, LogLevel: "warn"}
-	cfg.SetDefaults()
-	wmLog := router.WatermillLogger(router.NewLogger(log, cfg.LogLevel))
-	backend, err := router.NewBackend(ctx, cfg, wmLog)
-	if err != nil {
-		return result{}, err
-	}
-	defer backend.Close()
+	cfg := router.Config{ID: "demo", Concurrency: opts.concurrency}
+	wmLog := processor.WatermillLogger(processor.NewLogger(log, "warn"))
+	mem := backend.NewMemory(wmLog)
+	defer mem.Close()
 
 	templater := pipeline.Templater{Templates: pipeline.DefaultTemplates}
 	procs := []func(*router.Router) error{
@@ -36,7 +34,7 @@ func runInProcess(ctx context.Context, opts options, log io.Writer) (result, err
 	for i, setup := range procs {
 		pcfg := cfg
 		pcfg.ID = fmt.Sprintf("demo-processor-%d", i)
-		r, err := router.New(pcfg, backend, wmLog)
+		r, err := router.New(pcfg, mem, wmLog)
 		if err != nil {
 			return result{}, err
 		}
@@ -52,7 +50,7 @@ func runInProcess(ctx context.Context, opts options, log io.Writer) (result, err
 	}
 	fmt.Fprintf(log, "demo: prompt-template and echo-llm running in process on the memory backend\n")
 
-	res, err := exchange(ctx, backend, opts.requests, opts.timeout, log)
+	res, err := exchange(ctx, mem, opts.requests, opts.timeout, log)
 	stop()
 	for range procs {
 		if rerr := <-errs; rerr != nil && err == nil {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/switchyard-go/switchyard/router"
+	"github.com/switchyard-go/switchyard/processor"
 )
 
 func main() {
@@ -38,9 +38,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return &router.UsageError{Err: err}
-		},
+		OnUsageError:    processor.UsageErrorHandler(),
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "requests", Aliases: []string{"n"}, Value: 1000, Usage: "how many requests to send", Destination: &opts.requests},
 			&cli.StringFlag{Name: "mode", Value: modeProcesses, Usage: "inprocess (memory backend, one process) or processes (embedded MQTT broker, one process per processor)", Destination: &opts.mode},
@@ -50,7 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		},
 		Action: func(c *cli.Context) error {
 			if opts.requests < 1 {
-				return router.Usagef("--requests must be at least 1, got %d", opts.requests)
+				return processor.Usagef("--requests must be at least 1, got %d", opts.requests)
 			}
 			var res result
 			var err error
@@ -60,7 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			case modeProcesses:
 				res, err = runProcesses(c.Context, opts, stderr)
 			default:
-				return router.Usagef("--mode %q must be %s or %s", opts.mode, modeInProcess, modeProcesses)
+				return processor.Usagef("--mode %q must be %s or %s", opts.mode, modeInProcess, modeProcesses)
 			}
 			if err != nil {
 				return err
@@ -72,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err := app.RunContext(ctx, args); err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)
-		return router.ExitCode(err)
+		return processor.ExitCode(err)
 	}
 	return 0
 }

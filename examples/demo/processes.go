@@ -16,7 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/switchyard-go/switchyard/router"
+	"github.com/switchyard-go/switchyard/backend"
+	"github.com/switchyard-go/switchyard/processor"
 )
 
 // runProcesses starts the embedded MQTT broker and each example processor as
@@ -64,7 +65,7 @@ func runProcesses(ctx context.Context, opts options, log io.Writer) (result, err
 		{"prompt-template", promptQueue.String(), requestQueue.String()},
 		{"echo-llm", requestQueue.String(), responseQueue.String()},
 	} {
-		args := append([]string{"--input", p.in, "--output", p.out, "--concurrency", conc, "--log-level", "info"}, backendFlags...)
+		args := append([]string{"--input", p.in, "--output", p.out, "--concurrency", conc, "--log-level", "info", "--metrics-addr", ""}, backendFlags...)
 		c, err := startChild(ctx, filepath.Join(binDir, p.name), "msg=ready", log, args...)
 		if err != nil {
 			return result{}, err
@@ -73,15 +74,14 @@ func runProcesses(ctx context.Context, opts options, log io.Writer) (result, err
 	}
 	fmt.Fprintf(log, "demo: broker, prompt-template and echo-llm running as separate processes on mqtt://%s\n", addr)
 
-	cfg := router.Config{Backend: router.BackendMQTT, ID: "demo-client", LogLevel: "warn"}
-	cfg.SetDefaults()
+	cfg := backend.Config{Name: backend.MQTT, ClientName: "demo-client"}
 	cfg.MQTT.Host, cfg.MQTT.Port = "127.0.0.1", port
-	backend, err := router.NewBackend(ctx, cfg, router.WatermillLogger(router.NewLogger(log, cfg.LogLevel)))
+	b, err := backend.New(ctx, cfg, processor.WatermillLogger(processor.NewLogger(log, "warn")))
 	if err != nil {
 		return result{}, fmt.Errorf("connecting the demo client: %w", err)
 	}
-	defer backend.Close()
-	return exchange(ctx, backend, opts.requests, opts.timeout, log)
+	defer b.Close()
+	return exchange(ctx, b, opts.requests, opts.timeout, log)
 }
 
 func freePort() (int, error) {

@@ -6,32 +6,16 @@
 package main
 
 import (
-	"github.com/urfave/cli/v2"
-
 	"github.com/switchyard-go/switchyard/examples/pipeline"
-	"github.com/switchyard-go/switchyard/router"
-	"github.com/switchyard-go/switchyard/schema"
+	"github.com/switchyard-go/switchyard/processor"
 )
 
 func main() {
-	var input, output string
-	router.Processor{
+	processor.Processor{
 		Name:  "echo-llm",
 		Usage: "answer text completion requests with the prompt itself",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "input", Value: "q1/tg/flow/text-completion-request", Usage: "queue of TextCompletionRequest", Destination: &input},
-			&cli.StringFlag{Name: "output", Value: "q1/tg/flow/text-completion-response", Usage: "queue of TextCompletionResponse", Destination: &output},
-		},
-		Setup: func(_ *cli.Context, r *router.Router) error {
-			in, err := schema.ParseTopic(input)
-			if err != nil {
-				return err
-			}
-			out, err := schema.ParseTopic(output)
-			if err != nil {
-				return err
-			}
-			return router.HandleStream(r, "echo-llm", in, out, pipeline.Echo)
+		Handlers: []processor.Handler{
+			processor.HandleStream("echo-llm", "q1/tg/flow/text-completion-request", "q1/tg/flow/text-completion-response", pipeline.Echo),
 		},
 	}.Main()
 }

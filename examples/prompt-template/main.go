@@ -7,39 +7,42 @@
 package main
 
 import (
+	"context"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/switchyard-go/switchyard/examples/pipeline"
+	"github.com/switchyard-go/switchyard/processor"
 	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/schema"
 )
 
 func main() {
-	var input, output, templates string
-	router.Processor{
+	var templates string
+	t := pipeline.Templater{Templates: pipeline.DefaultTemplates}
+	// The closure reads t when called, after Setup may have loaded a file.
+	render := func(ctx context.Context, req *schema.PromptRequest) (*schema.TextCompletionRequest, error) {
+		return t.Render(ctx, req)
+	}
+	processor.Processor{
 		Name:  "prompt-template",
 		Usage: "render prompt requests into text completion requests",
+		Handlers: []processor.Handler{
+			processor.Handle("prompt-template", "q1/tg/flow/prompt-request", "q1/tg/flow/text-completion-request", render),
+		},
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "input", Value: "q1/tg/flow/prompt-request", Usage: "queue of PromptRequest", Destination: &input},
-			&cli.StringFlag{Name: "output", Value: "q1/tg/flow/text-completion-request", Usage: "queue of TextCompletionRequest", Destination: &output},
 			&cli.StringFlag{Name: "templates", Usage: "JSON file of name -> {system, prompt} templates (default: built-in question and summarize)", Destination: &templates},
 		},
-		Setup: func(_ *cli.Context, r *router.Router) error {
-			in, err := schema.ParseTopic(input)
+		Setup: func(*cli.Context, *router.Router) error {
+			if templates == "" {
+				return nil
+			}
+			loaded, err := pipeline.LoadTemplates(templates)
 			if err != nil {
-				return err
+				return processor.Usagef("--templates: %v", err)
 			}
-			out, err := schema.ParseTopic(output)
-			if err != nil {
-				return err
-			}
-			t := pipeline.Templater{Templates: pipeline.DefaultTemplates}
-			if templates != "" {
-				if t.Templates, err = pipeline.LoadTemplates(templates); err != nil {
-					return router.Usagef("--templates: %v", err)
-				}
-			}
-			return router.Handle(r, "prompt-template", in, out, t.Render)
+			t.Templates = loaded
+			return nil
 		},
 	}.Main()
 }

@@ -7,9 +7,7 @@ import (
 	"context"
 	"strings"
 
-	"github.com/urfave/cli/v2"
-
-	"github.com/switchyard-go/switchyard/router"
+	"github.com/switchyard-go/switchyard/processor"
 	"github.com/switchyard-go/switchyard/schema"
 )
 
@@ -18,24 +16,11 @@ func shout(_ context.Context, req *schema.TextCompletionRequest) (*schema.TextCo
 }
 
 func main() {
-	var input, output string
-	router.Processor{
+	processor.Processor{
 		Name:  "shout-llm",
 		Usage: "answer completion requests in capitals",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "input", Value: "q1/tg/flow/text-completion-request", Destination: &input},
-			&cli.StringFlag{Name: "output", Value: "q1/tg/flow/text-completion-response", Destination: &output},
-		},
-		Setup: func(_ *cli.Context, r *router.Router) error {
-			in, err := schema.ParseTopic(input)
-			if err != nil {
-				return err
-			}
-			out, err := schema.ParseTopic(output)
-			if err != nil {
-				return err
-			}
-			return router.Handle(r, "shout", in, out, shout)
+		Handlers: []processor.Handler{
+			processor.Handle("shout", "q1/tg/flow/text-completion-request", "q1/tg/flow/text-completion-response", shout),
 		},
 	}.Main()
 }

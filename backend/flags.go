@@ -1,0 +1,60 @@
+package backend
+
+import (
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/switchyard-go/switchyard/mqttpubsub"
+	"github.com/switchyard-go/switchyard/pulsarpubsub"
+)
+
+// Flags returns the command-line flags that select and reach a backend,
+// bound to cfg, each with its environment variable. Secret flags have no
+// default value, so --help never shows a secret.
+func Flags(cfg *Config) []cli.Flag {
+	flags := []cli.Flag{
+		&cli.StringFlag{
+			Name: "pubsub-backend", EnvVars: []string{"PUBSUB_BACKEND"}, Value: DefaultName,
+			Usage:       "message broker backend: " + strings.Join(Names(), ", ") + " (any case)",
+			Destination: &cfg.Name,
+		},
+	}
+	flags = append(flags, pulsarFlags(&cfg.Pulsar)...)
+	return append(flags, mqttFlags(&cfg.MQTT)...)
+}
+
+func pulsarFlags(s *PulsarSettings) []cli.Flag {
+	const cat = "Pulsar"
+	return []cli.Flag{
+		&cli.StringFlag{Name: "pulsar-host", EnvVars: []string{"PULSAR_HOST"}, Value: pulsarpubsub.DefaultURL, Usage: "Pulsar broker URL (pulsar:// or pulsar+ssl://)", Destination: &s.URL, Category: cat},
+		// No Value: --help must never show the token.
+		&cli.StringFlag{Name: "pulsar-api-key", EnvVars: []string{"PULSAR_API_KEY"}, Usage: "Pulsar token for authentication", Destination: &s.Token, Category: cat},
+		&cli.StringFlag{Name: "pulsar-api-key-file", EnvVars: []string{"PULSAR_API_KEY_FILE"}, Usage: "file holding the Pulsar token (read at every connection)", Destination: &s.TokenFile, Category: cat},
+		&cli.StringFlag{Name: "pulsar-listener", EnvVars: []string{"PULSAR_LISTENER"}, Usage: "Pulsar advertised listener name", Destination: &s.ListenerName, Category: cat},
+		&cli.StringFlag{Name: "pulsar-tls-trust-certs", EnvVars: []string{"PULSAR_TLS_TRUST_CERTS"}, Usage: "PEM file of the CAs of the broker's TLS certificate (pulsar+ssl://)", Destination: &s.TLSTrustCertsFile, Category: cat},
+		&cli.BoolFlag{Name: "pulsar-tls-allow-insecure", EnvVars: []string{"PULSAR_TLS_ALLOW_INSECURE"}, Usage: "accept any broker TLS certificate (tests only)", Destination: &s.TLSAllowInsecureConnection, Category: cat},
+		&cli.BoolFlag{Name: "pulsar-tls-skip-hostname-verification", EnvVars: []string{"PULSAR_TLS_SKIP_HOSTNAME_VERIFICATION"}, Usage: "do not check that the broker's TLS certificate names its host", Destination: &s.TLSSkipHostnameVerification, Category: cat},
+		&cli.DurationFlag{Name: "pulsar-connection-timeout", EnvVars: []string{"PULSAR_CONNECTION_TIMEOUT"}, Value: pulsarpubsub.DefaultConnectionTimeout, Usage: "bound on establishing one broker connection", Destination: &s.ConnectionTimeout, Category: cat},
+		&cli.DurationFlag{Name: "pulsar-operation-timeout", EnvVars: []string{"PULSAR_OPERATION_TIMEOUT"}, Value: pulsarpubsub.DefaultOperationTimeout, Usage: "bound on subscribing and creating producers, retries included", Destination: &s.OperationTimeout, Category: cat},
+		&cli.DurationFlag{Name: "pulsar-nack-delay", EnvVars: []string{"PULSAR_NACK_DELAY"}, Value: pulsarpubsub.DefaultNackRedeliveryDelay, Usage: "delay before a failed message is delivered again", Destination: &s.NackDelay, Category: cat},
+		&cli.IntFlag{Name: "pulsar-receiver-queue-size", EnvVars: []string{"PULSAR_RECEIVER_QUEUE_SIZE"}, Value: pulsarpubsub.DefaultReceiverQueueSize, Usage: "messages each consumer fetches ahead of the handlers", Destination: &s.ReceiverQueueSize, Category: cat},
+	}
+}
+
+func mqttFlags(s *MQTTSettings) []cli.Flag {
+	const cat = "MQTT"
+	return []cli.Flag{
+		&cli.StringFlag{Name: "mqtt-host", EnvVars: []string{"MQTT_HOST"}, Value: DefaultMQTTHost, Usage: "MQTT broker host", Destination: &s.Host, Category: cat},
+		&cli.IntFlag{Name: "mqtt-port", EnvVars: []string{"MQTT_PORT"}, Value: DefaultMQTTPort, Usage: "MQTT broker port", Destination: &s.Port, Category: cat},
+		&cli.StringFlag{Name: "mqtt-username", EnvVars: []string{"MQTT_USERNAME"}, Usage: "MQTT user name", Destination: &s.Username, Category: cat},
+		&cli.StringFlag{Name: "mqtt-password", EnvVars: []string{"MQTT_PASSWORD"}, Usage: "MQTT password", Destination: &s.Password, Category: cat},
+		&cli.StringFlag{Name: "mqtt-password-file", EnvVars: []string{"MQTT_PASSWORD_FILE"}, Usage: "file that holds the MQTT password (instead of --mqtt-password)", Destination: &s.PasswordFile, Category: cat},
+		&cli.BoolFlag{Name: "mqtt-tls", EnvVars: []string{"MQTT_TLS"}, Usage: "connect to the MQTT broker with TLS", Destination: &s.TLS, Category: cat},
+		&cli.StringFlag{Name: "mqtt-ca-file", EnvVars: []string{"MQTT_CA_FILE"}, Usage: "PEM file with the authorities that sign the broker's TLS certificate (implies --mqtt-tls)", Destination: &s.CAFile, Category: cat},
+		&cli.DurationFlag{Name: "mqtt-connect-timeout", EnvVars: []string{"MQTT_CONNECT_TIMEOUT"}, Value: mqttpubsub.DefaultConnectTimeout, Usage: "how long connecting and logging in to the MQTT broker may take", Destination: &s.ConnectTimeout, Category: cat},
+		&cli.StringFlag{Name: "mqtt-payload-mode", EnvVars: []string{"MQTT_PAYLOAD_MODE"}, Value: string(mqttpubsub.PayloadEnvelope), Usage: "envelope (message id and properties travel in a JSON envelope) or raw (the payload alone, for plain MQTT devices; properties are lost)", Destination: &s.PayloadMode, Category: cat},
+		&cli.StringFlag{Name: "mqtt-client-id", EnvVars: []string{"MQTT_CLIENT_ID"}, Usage: "name of this replica in its MQTT client ids (default: the host name); replicas of one processor on one host need different ones", Destination: &s.ClientID, Category: cat},
+		&cli.DurationFlag{Name: "mqtt-nack-delay", EnvVars: []string{"MQTT_NACK_DELAY"}, Value: mqttpubsub.DefaultNackDelay, Usage: "how long a failed message waits before it is handled again", Destination: &s.NackDelay, Category: cat},
+	}
+}

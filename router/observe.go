@@ -1,0 +1,61 @@
+package router
+
+import (
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Observer receives timings from a running router, for metrics. Its methods
+// are called on the message path, concurrently: they must be cheap and safe
+// for concurrent use. Counts are in Stats; an Observer sees durations.
+type Observer interface {
+	// Handled is called after each message a handler took, with the time
+	// from receiving it to the end of its handling (outputs published).
+	Handled(handler string, took time.Duration)
+	// Published is called after each publish call of a handler's outputs,
+	// with how many messages it carried and how long the broker took to
+	// confirm them; err is the publish error, if any.
+	Published(handler, topic string, messages int, took time.Duration, err error)
+}
+
+// Observe sets the router's observer. Call it before Run.
+func (r *Router) Observe(o Observer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.observer = o
+}
+
+// timedHandler reports each call of h to o.
+func timedHandler(name string, o Observer, h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		start := time.Now()
+		out, err := h(msg)
+		o.Handled(name, time.Since(start))
+		return out, err
+	}
+}
+
+// observedPublisher reports each publish to o and counts the messages.
+type observedPublisher struct {
+	message.Publisher
+	handler string
+	o       Observer
+	count   func(n int)
+}
+
+// Publish publishes and reports how long the broker took.
+func (p observedPublisher) Publish(topic string, msgs ...*message.Message) error {
+	start := time.Now()
+	err := p.Publisher.Publish(topic, msgs...)
+	if err == nil && p.count != nil {
+		p.count(len(msgs))
+	}
+	if p.o != nil {
+		p.o.Published(p.handler, topic, len(msgs), time.Since(start), err)
+	}
+	return err
+}
+
+// Close leaves the shared publisher open: the backend closes it.
+func (observedPublisher) Close() error { return nil }
