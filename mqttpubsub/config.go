@@ -41,6 +41,13 @@ const (
 	DefaultNackDelay = time.Second
 	// DefaultMaxBufferedQoS0 is the default SubscriberConfig.MaxBufferedQoS0.
 	DefaultMaxBufferedQoS0 = 10000
+	// DefaultMaxUnacked is the default SubscriberConfig.MaxUnacked.
+	DefaultMaxUnacked = 256
+	// DefaultMaxPacketSize is the default PublisherConfig.MaxPacketSize: the
+	// largest packet MQTT 3.1.1 can carry (and Mosquitto's default limit).
+	DefaultMaxPacketSize = 268435455
+	// DefaultReconnectGrace is the default PublisherConfig.ReconnectGrace.
+	DefaultReconnectGrace = time.Second
 )
 
 // ConnectionConfig says how to reach and log in to the broker. It is shared
@@ -204,6 +211,19 @@ type PublisherConfig struct {
 	// MaxInFlight caps the messages of one Publish call sent but not yet
 	// acknowledged by the broker. Default 256.
 	MaxInFlight int
+	// MaxPacketSize is the largest MQTT packet the broker accepts (Mosquitto:
+	// message_size_limit / max_packet_size). A message whose packet would be
+	// larger fails with a *PermanentError before it is sent: MQTT 3.1.1
+	// brokers drop the connection of a client that sends one. Default
+	// 268435455, the protocol's limit.
+	MaxPacketSize int
+	// ReconnectGrace is how long Publish waits after the publisher
+	// reconnected before it publishes again, so that subscribers have
+	// renewed their subscriptions first: a broker that lost its
+	// subscriptions in a restart (Mosquitto forgets shared subscriptions)
+	// acknowledges and drops messages for which no subscription exists yet.
+	// Default 1s; negative disables it.
+	ReconnectGrace time.Duration
 }
 
 func (c *PublisherConfig) setDefaults() {
@@ -216,6 +236,12 @@ func (c *PublisherConfig) setDefaults() {
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.MaxPacketSize == 0 {
+		c.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if c.ReconnectGrace == 0 {
+		c.ReconnectGrace = DefaultReconnectGrace
 	}
 }
 
@@ -232,6 +258,9 @@ func (c PublisherConfig) Validate() error {
 	}
 	if c.MaxInFlight < 0 {
 		return errors.New("mqtt: max in flight must not be negative")
+	}
+	if c.MaxPacketSize < 0 || c.MaxPacketSize > DefaultMaxPacketSize {
+		return fmt.Errorf("mqtt: max packet size %d is not between 1 and %d", c.MaxPacketSize, DefaultMaxPacketSize)
 	}
 	return validateClientID(c.ClientID)
 }
@@ -261,8 +290,15 @@ type SubscriberConfig struct {
 	// PayloadMode is PayloadEnvelope (default) or PayloadRaw.
 	PayloadMode PayloadMode
 	// NackDelay is how long a nacked message waits before it is delivered
-	// again. Default 1s.
+	// again, behind the messages that arrived meanwhile (see the package
+	// documentation). Default 1s.
 	NackDelay time.Duration
+	// MaxUnacked caps the QoS 1 and 2 messages of one subscription (all its
+	// Subscribe calls) received from the broker and not yet acknowledged to
+	// it, nacked ones waiting for redelivery included. When it is reached the
+	// subscription stops reading from the connection until a message is
+	// acknowledged, so TCP pushes back on the broker. Default 256.
+	MaxUnacked int
 	// MaxBufferedQoS0 caps the QoS 0 messages waiting in one session; more
 	// are dropped. Default 10000.
 	MaxBufferedQoS0 int
@@ -278,6 +314,9 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.MaxBufferedQoS0 == 0 {
 		c.MaxBufferedQoS0 = DefaultMaxBufferedQoS0
+	}
+	if c.MaxUnacked == 0 {
+		c.MaxUnacked = DefaultMaxUnacked
 	}
 }
 
@@ -297,6 +336,9 @@ func (c SubscriberConfig) Validate() error {
 	}
 	if c.NackDelay < 0 {
 		return errors.New("mqtt: nack delay must not be negative")
+	}
+	if c.MaxUnacked < 0 {
+		return errors.New("mqtt: max unacked messages must not be negative")
 	}
 	if c.MaxBufferedQoS0 < 0 {
 		return errors.New("mqtt: max buffered QoS 0 messages must not be negative")

@@ -48,9 +48,14 @@ type Publisher struct {
 	logger watermill.LoggerAdapter
 	client mqtt.Client
 
-	lost chan struct{} // capacity 1: the connection was lost
-	done chan struct{} // closed by Close
-	wg   sync.WaitGroup
+	lost      chan struct{} // capacity 1: the connection was lost
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	stateMu sync.Mutex
+	link    linkState
+	readyAt time.Time // Publish waits until then after a reconnect
 
 	// mu is held for reading by Publish and for writing by Close, which so
 	// waits for the Publish calls in progress.
@@ -86,6 +91,9 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 	opts := conn.clientOptions(config.ClientID, true)
 	opts.SetAutoReconnect(false)
 	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		p.stateMu.Lock()
+		p.link = linkState{since: time.Now(), err: err}
+		p.stateMu.Unlock()
 		p.logger.Error("MQTT publisher lost its connection; reconnecting", err, nil)
 		select {
 		case p.lost <- struct{}{}:
@@ -96,6 +104,7 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 	if _, err := conn.connect(p.client, config.ClientID); err != nil {
 		return nil, err
 	}
+	p.link = linkState{up: true, since: time.Now()}
 	p.wg.Add(1)
 	go p.reconnect()
 	p.logger.Debug("MQTT publisher connected", watermill.LogFields{"broker": conn.Broker})
@@ -118,26 +127,32 @@ func (p *Publisher) reconnect() {
 				return
 			}
 			if _, err := p.config.connect(p.client, p.config.ClientID); err != nil {
+				p.stateMu.Lock()
+				p.link.err = err
+				p.stateMu.Unlock()
 				p.logger.Debug("MQTT publisher could not reconnect yet", watermill.LogFields{"error": err.Error()})
 				pause = min(2*pause, p.config.MaxReconnectInterval)
 				continue
 			}
+			p.stateMu.Lock()
+			p.link = linkState{up: true, since: time.Now()}
+			if p.config.ReconnectGrace > 0 {
+				p.readyAt = time.Now().Add(p.config.ReconnectGrace)
+			}
+			p.stateMu.Unlock()
 			p.logger.Info("MQTT publisher reconnected", nil)
 		}
 	}
 }
 
 // Publish sends msgs to topic, pipelined, and returns once the broker
-// acknowledged all of them, or the first failure as a *PublishError.
+// acknowledged all of them, or the first failure as a *PublishError. An
+// invalid topic, and a message larger than MaxPacketSize, give a
+// *PermanentError (inside the *PublishError for a message).
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.closed {
-		return ErrPublisherClosed
-	}
 	dest, err := resolveTopic(topic)
 	if err != nil {
-		return err
+		return &PermanentError{Err: err}
 	}
 	if len(msgs) == 0 {
 		return nil
@@ -148,15 +163,34 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 			return &PublishError{Index: i, Count: len(msgs), UUID: msg.UUID, Topic: topic, Err: err}
 		}
 	}
+	return p.publish(topic, dest, payloads, func(i int) string { return msgs[i].UUID })
+}
+
+// publish sends encoded payloads to dest; uuid names message i in errors.
+func (p *Publisher) publish(topic string, dest destination, payloads [][]byte, uuid func(int) string) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return ErrPublisherClosed
+	}
+	fail := func(i int, err error) error {
+		return &PublishError{Index: i, Count: len(payloads), UUID: uuid(i), Topic: topic, Err: err}
+	}
+	for i, payload := range payloads {
+		// Fixed header (at most 5 bytes), topic length and name, packet id.
+		if size := 5 + 2 + len(dest.name) + 2 + len(payload); size > p.config.MaxPacketSize {
+			return fail(i, &PermanentError{Err: fmt.Errorf("the MQTT packet of %d bytes is larger than the broker's maximum packet size of %d bytes", size, p.config.MaxPacketSize)})
+		}
+	}
 	if err := p.waitConnected(time.Now().Add(p.config.PublishTimeout)); err != nil {
-		return &PublishError{Index: 0, Count: len(msgs), UUID: msgs[0].UUID, Topic: topic, Err: err}
+		return fail(0, err)
 	}
 
 	type pending struct {
 		token mqtt.Token
 		sent  time.Time
 	}
-	window := make([]pending, len(msgs))
+	window := make([]pending, len(payloads))
 	next := 0 // the oldest message not yet confirmed
 	confirm := func(i int) error {
 		w := window[i]
@@ -166,18 +200,18 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		}
 		return w.token.Error()
 	}
-	for i := range msgs {
+	for i := range payloads {
 		for i-next >= p.config.MaxInFlight {
 			if err := confirm(next); err != nil {
-				return &PublishError{Index: next, Count: len(msgs), UUID: msgs[next].UUID, Topic: topic, Err: err}
+				return fail(next, err)
 			}
 			next++
 		}
 		window[i] = pending{token: p.client.Publish(dest.name, dest.qos, false, payloads[i]), sent: time.Now()}
 	}
-	for ; next < len(msgs); next++ {
+	for ; next < len(payloads); next++ {
 		if err := confirm(next); err != nil {
-			return &PublishError{Index: next, Count: len(msgs), UUID: msgs[next].UUID, Topic: topic, Err: err}
+			return fail(next, err)
 		}
 	}
 	return nil
@@ -190,18 +224,53 @@ func (p *Publisher) encode(msg *message.Message) ([]byte, error) {
 	return marshalEnvelope(msg)
 }
 
-// waitConnected waits until the connection is up or the deadline passes.
+// waitConnected waits until the connection is up and the grace after a
+// reconnect has passed, or the deadline passes.
 func (p *Publisher) waitConnected(deadline time.Time) error {
-	if p.client.IsConnectionOpen() {
+	ready := func() bool {
+		if !p.client.IsConnectionOpen() {
+			return false
+		}
+		p.stateMu.Lock()
+		at := p.readyAt
+		p.stateMu.Unlock()
+		return at.IsZero() || !time.Now().Before(at)
+	}
+	if ready() {
 		return nil
 	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for !p.client.IsConnectionOpen() {
+	for !ready() {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not connected to the broker at %s (reconnecting) within %s", p.config.Broker, p.config.PublishTimeout)
 		}
-		<-tick.C
+		select {
+		case <-tick.C:
+		case <-p.done:
+			return ErrPublisherClosed
+		}
+	}
+	return nil
+}
+
+// Health returns nil while the publisher is connected, else an error that
+// says since when and why it is not.
+func (p *Publisher) Health() error {
+	select {
+	case <-p.done:
+		return ErrPublisherClosed
+	default:
+	}
+	p.stateMu.Lock()
+	link := p.link
+	p.stateMu.Unlock()
+	if link.up && !p.client.IsConnectionOpen() {
+		// Lost, and the handler has not run yet.
+		link = linkState{since: time.Now()}
+	}
+	if msg := link.describe(p.config.Broker); msg != "" {
+		return fmt.Errorf("mqtt publisher: %s", msg)
 	}
 	return nil
 }
@@ -209,15 +278,16 @@ func (p *Publisher) waitConnected(deadline time.Time) error {
 // Close waits for the Publish calls in progress and for a reconnection
 // attempt under way, then disconnects. It is idempotent.
 func (p *Publisher) Close() error {
+	// Stop reconnecting first (an attempt under way finishes), so that no
+	// connection is made after the disconnect, and stop Publish calls that
+	// wait for the connection.
+	p.closeOnce.Do(func() { close(p.done) })
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil
 	}
 	p.closed = true
-	// Stop reconnecting first (an attempt under way finishes), so that no
-	// connection is made after the disconnect.
-	close(p.done)
 	p.wg.Wait()
 	p.client.Disconnect(uint(p.config.DisconnectTimeout / time.Millisecond))
 	p.logger.Debug("MQTT publisher closed", nil)

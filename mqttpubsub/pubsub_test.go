@@ -157,7 +157,8 @@ func TestRawMode(t *testing.T) {
 		}
 		got := receive(t, msgs, wait)
 		got.Ack()
-		if string(got.Payload) != `{"temperature":21.5}` || got.UUID == sent.UUID || got.UUID == "" || len(got.Metadata) != 0 {
+		if string(got.Payload) != `{"temperature":21.5}` || got.UUID == sent.UUID || got.UUID == "" ||
+			len(got.Metadata) != 1 || got.Metadata.Get(schema.DeliveryAttemptKey) != "1" {
 			t.Errorf("raw receive: uuid %q payload %q metadata %v", got.UUID, got.Payload, got.Metadata)
 		}
 		// A plain device publishes; the raw subscriber takes the bytes as they are.
@@ -351,41 +352,46 @@ func TestConcurrentSubscribeCallsShareTheWork(t *testing.T) {
 	})
 }
 
-func TestNackRedeliversBeforeLaterMessages(t *testing.T) {
+func TestNackRedeliversBehindLaterMessages(t *testing.T) {
 	forEachBroker(t, func(t *testing.T, b testBroker) {
-		queue := uniqueQueue("q1")
-		const delay = 300 * time.Millisecond
-		sub := newSubscriber(t, b, mqttpubsub.SubscriberConfig{Group: "nack", NackDelay: delay})
-		msgs, err := sub.Subscribe(context.Background(), queue)
-		if err != nil {
-			t.Fatal(err)
+		for _, mode := range []mqttpubsub.PayloadMode{mqttpubsub.PayloadEnvelope, mqttpubsub.PayloadRaw} {
+			queue := uniqueQueue("q1")
+			const delay = 300 * time.Millisecond
+			sub := newSubscriber(t, b, mqttpubsub.SubscriberConfig{Group: "nack", NackDelay: delay, PayloadMode: mode})
+			msgs, err := sub.Subscribe(context.Background(), queue)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub := newPublisher(t, b, mode)
+			first := message.NewMessage(watermill.NewUUID(), []byte(`1`))
+			second := message.NewMessage(watermill.NewUUID(), []byte(`2`))
+			if err := pub.Publish(queue, first, second); err != nil {
+				t.Fatal(err)
+			}
+			got := receive(t, msgs, wait)
+			if string(got.Payload) != "1" || got.Metadata.Get(schema.DeliveryAttemptKey) != "1" {
+				t.Fatalf("%s: first delivery %q attempt %q", mode, got.Payload, got.Metadata.Get(schema.DeliveryAttemptKey))
+			}
+			nacked := time.Now()
+			got.Nack()
+			next := receive(t, msgs, wait)
+			next.Ack()
+			if string(next.Payload) != "2" {
+				t.Fatalf("%s: after the nack got %q, want the second message", mode, next.Payload)
+			}
+			again := receive(t, msgs, wait)
+			again.Ack()
+			if string(again.Payload) != "1" || again.Metadata.Get(schema.DeliveryAttemptKey) != "2" {
+				t.Fatalf("%s: then got %q attempt %q, want the first again as attempt 2", mode, again.Payload, again.Metadata.Get(schema.DeliveryAttemptKey))
+			}
+			if mode == mqttpubsub.PayloadEnvelope && again.UUID != first.UUID {
+				t.Errorf("redelivered with uuid %s, want %s", again.UUID, first.UUID)
+			}
+			if waited := time.Since(nacked); waited < delay*8/10 {
+				t.Errorf("%s: redelivered after %s, before the nack delay of %s", mode, waited, delay)
+			}
+			expectNone(t, msgs, 300*time.Millisecond)
 		}
-		pub := newPublisher(t, b, mqttpubsub.PayloadEnvelope)
-		first := message.NewMessage(watermill.NewUUID(), []byte(`1`))
-		second := message.NewMessage(watermill.NewUUID(), []byte(`2`))
-		if err := pub.Publish(queue, first, second); err != nil {
-			t.Fatal(err)
-		}
-		got := receive(t, msgs, wait)
-		if got.UUID != first.UUID {
-			t.Fatalf("first delivery %s, want %s", got.UUID, first.UUID)
-		}
-		nacked := time.Now()
-		got.Nack()
-		again := receive(t, msgs, wait)
-		if again.UUID != first.UUID || string(again.Payload) != "1" {
-			t.Fatalf("after the nack got %s %q, want %s again", again.UUID, again.Payload, first.UUID)
-		}
-		if waited := time.Since(nacked); waited < delay*8/10 {
-			t.Errorf("redelivered after %s, before the nack delay of %s", waited, delay)
-		}
-		again.Ack()
-		next := receive(t, msgs, wait)
-		next.Ack()
-		if next.UUID != second.UUID {
-			t.Fatalf("then got %s, want %s", next.UUID, second.UUID)
-		}
-		expectNone(t, msgs, 300*time.Millisecond)
 	})
 }
 

@@ -1,11 +1,10 @@
 package mqttpubsub
 
 import (
-	"bytes"
-	"container/list"
 	"context"
 	"errors"
-	"maps"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,15 +22,17 @@ var ErrSubscriberClosed = errors.New("mqtt: subscriber is closed")
 type Subscriber struct {
 	config SubscriberConfig
 	logger watermill.LoggerAdapter
+	id     string // tells this Subscriber's exclusive sessions apart
 
 	mu      sync.Mutex
 	closed  bool
 	closing chan struct{}
 	wg      sync.WaitGroup
+	active  map[*session]int // sessions in use by Subscribe calls, for Health
 }
 
 // NewSubscriber returns a Subscriber. It does not connect: each Subscribe
-// call connects (or joins the connection of its group and topic), and a
+// call connects (or joins the connection of its subscription), and a
 // broker that cannot be reached or refuses the login fails that call with a
 // *ConnectError.
 func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Subscriber, error) {
@@ -47,31 +48,36 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Subscriber{config: config, logger: logger, closing: make(chan struct{})}, nil
-}
-
-// plan says how the subscriber consumes one topic.
-type plan struct {
-	dest       destination
-	shared     bool   // through $share/{group}/
-	persistent bool   // through a persistent session kept in the registry
-	filter     string // the topic filter subscribed to
-	clientID   string
-	key        string // registry key of a persistent session
+	return &Subscriber{
+		config:  config,
+		logger:  logger,
+		id:      watermill.NewShortUUID(),
+		closing: make(chan struct{}),
+		active:  map[*session]int{},
+	}, nil
 }
 
 // plan works out the subscription to topic: shared for a group, durable for a
 // durable subscriber, otherwise (and always for response and notify queues)
-// exclusive through a clean session with a unique client id.
-func (s *Subscriber) plan(topic string) (plan, error) {
+// exclusive through a clean session with a unique client id, shared by the
+// Subscribe calls of this Subscriber.
+func (s *Subscriber) plan(topic string) (sessionOptions, error) {
 	dest, err := resolveTopic(topic)
 	if err != nil {
-		return plan{}, err
+		return sessionOptions{}, err
 	}
-	p := plan{dest: dest, filter: dest.name}
+	o := sessionOptions{
+		dest:      dest,
+		filter:    dest.name,
+		raw:       s.config.PayloadMode == PayloadRaw,
+		nackDelay: s.config.NackDelay,
+		maxQoS0:   s.config.MaxBufferedQoS0,
+		window:    s.config.MaxUnacked,
+	}
+	shared := false
 	if !dest.class.Exclusive() {
-		p.shared = s.config.Group != ""
-		p.persistent = p.shared || s.config.Durable
+		shared = s.config.Group != ""
+		o.persistent = shared || s.config.Durable
 	}
 	var parts []string
 	if s.config.ClientID != "" {
@@ -83,16 +89,22 @@ func (s *Subscriber) plan(topic string) (plan, error) {
 		parts = append(parts, "switchyard")
 	}
 	parts = append(parts, dest.clientIDPart())
-	p.clientID = strings.Join(parts, ":")
-	if p.shared {
-		p.filter = "$share/" + s.config.Group + "/" + dest.name
+	o.clientID = strings.Join(parts, ":")
+	if shared {
+		o.filter = "$share/" + s.config.Group + "/" + dest.name
 	}
-	if p.persistent {
-		p.key = s.config.Broker + "\x00" + s.config.Username + "\x00" + p.clientID
+	if o.persistent {
+		o.key = s.config.Broker + "\x00" + s.config.Username + "\x00" + o.clientID
 	} else {
-		p.clientID += ":" + watermill.NewShortUUID()
+		o.clientID += ":" + watermill.NewShortUUID()
+		o.key = "exclusive\x00" + s.id + "\x00" + dest.name
 	}
-	return p, nil
+	if shared {
+		o.target = o.filter
+	} else {
+		o.target = o.clientID
+	}
+	return o, nil
 }
 
 // begin registers a call that must finish before Close returns.
@@ -106,18 +118,10 @@ func (s *Subscriber) begin() error {
 	return nil
 }
 
-func (s *Subscriber) session(p plan) (*session, error) {
-	newFn := func() *session {
-		return newSession(p.key, p.clientID, p.filter, p.dest.qos, p.persistent, s.config.ConnectionConfig, s.config.MaxBufferedQoS0, s.logger)
-	}
-	if !p.persistent {
-		sess := newFn()
-		if err := sess.open(); err != nil {
-			return nil, err
-		}
-		return sess, nil
-	}
-	return sessions.acquire(p.key, newFn)
+func (s *Subscriber) session(o sessionOptions) (*session, error) {
+	return sessions.acquire(o.key, func() *session {
+		return newSession(o, s.config.ConnectionConfig, s.logger)
+	})
 }
 
 // SubscribeInitialize makes sure the persistent session of a shared or
@@ -125,18 +129,18 @@ func (s *Subscriber) session(p plan) (*session, error) {
 // published before the first Subscribe are kept for it. For an exclusive
 // subscription it only checks the topic.
 func (s *Subscriber) SubscribeInitialize(topic string) error {
-	p, err := s.plan(topic)
+	o, err := s.plan(topic)
 	if err != nil {
 		return err
 	}
-	if !p.persistent {
+	if !o.persistent {
 		return nil
 	}
 	if err := s.begin(); err != nil {
 		return err
 	}
 	defer s.wg.Done()
-	sess, err := s.session(p)
+	sess, err := s.session(o)
 	if err != nil {
 		return err
 	}
@@ -146,24 +150,55 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 
 // Subscribe returns the messages of topic. The channel is closed when ctx is
 // done or the subscriber is closed. The next message is sent only after the
-// previous one was acked or nacked.
+// previous one was acked or nacked. Several Subscribe calls for one topic
+// share one subscription and compete for its messages.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	p, err := s.plan(topic)
+	o, err := s.plan(topic)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.begin(); err != nil {
 		return nil, err
 	}
-	sess, err := s.session(p)
+	sess, err := s.session(o)
 	if err != nil {
 		s.wg.Done()
 		return nil, err
 	}
+	s.mu.Lock()
+	s.active[sess]++
+	s.mu.Unlock()
 	out := make(chan *message.Message)
 	c := &consumer{sub: s, sess: sess, topic: topic, logger: s.logger.With(watermill.LogFields{"topic": topic, "mqtt_client_id": sess.clientID})}
 	go c.run(ctx, out)
 	return out, nil
+}
+
+// Health returns nil while every subscription of this subscriber is
+// connected and confirmed by the broker, else an error that says which one
+// is not, since when and why.
+func (s *Subscriber) Health() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrSubscriberClosed
+	}
+	active := make([]*session, 0, len(s.active))
+	for sess := range s.active {
+		active = append(active, sess)
+	}
+	s.mu.Unlock()
+	var problems []string
+	for _, sess := range active {
+		if msg := sess.health(); msg != "" {
+			problems = append(problems, msg)
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	slices.Sort(problems)
+	return fmt.Errorf("mqtt subscriber: %s", strings.Join(problems, "; "))
 }
 
 // Close ends every subscription of this subscriber and waits until they
@@ -192,75 +227,67 @@ type consumer struct {
 func (c *consumer) run(ctx context.Context, out chan<- *message.Message) {
 	defer c.sub.wg.Done()
 	defer close(out)
-	defer sessions.release(c.sess)
+	defer func() {
+		c.sub.mu.Lock()
+		if c.sub.active[c.sess]--; c.sub.active[c.sess] <= 0 {
+			delete(c.sub.active, c.sess)
+		}
+		c.sub.mu.Unlock()
+		sessions.release(c.sess)
+	}()
 	stop := c.sub.closing
 	for {
 		el := c.sess.take(ctx, stop)
 		if el == nil {
 			return
 		}
-		if !c.deliver(ctx, stop, out, el) {
+		msg := c.sess.prepare(el, c.logger)
+		if msg == nil {
+			continue
+		}
+		switch c.deliver(ctx, stop, out, msg) {
+		case delivered:
+			c.sess.ack(el)
+		case nacked:
+			c.sess.nack(el)
+		default:
 			c.sess.untake(el)
 			return
 		}
-		c.sess.ack(el)
 	}
 }
 
-// deliver hands one message to out until it is acked, delivering it again
-// after a nack. It returns false when the subscription ended first.
-func (c *consumer) deliver(ctx context.Context, stop <-chan struct{}, out chan<- *message.Message, el *list.Element) bool {
-	uuid, metadata, payload := c.decode(c.sess.payload(el))
-	for attempt := 0; ; attempt++ {
-		p := payload
-		if attempt > 0 {
-			p = bytes.Clone(payload)
-		}
-		msg := message.NewMessage(uuid, p)
-		msg.Metadata = maps.Clone(metadata)
-		msgCtx, cancel := context.WithCancel(ctx)
-		msg.SetContext(msgCtx)
-		select {
-		case out <- msg:
-		case <-ctx.Done():
-			cancel()
-			return false
-		case <-stop:
-			cancel()
-			return false
-		}
-		select {
-		case <-msg.Acked():
-			cancel()
-			return true
-		case <-msg.Nacked():
-			cancel()
-		case <-ctx.Done():
-			cancel()
-			return false
-		case <-stop:
-			cancel()
-			return false
-		}
-		if !sleep(ctx, stop, c.sub.config.NackDelay) {
-			return false
-		}
-	}
-}
+type outcome int
 
-// decode turns an MQTT payload into a watermill message's parts. A payload
-// that is not an envelope keeps its bytes and carries the reason under
-// EnvelopeErrorKey.
-func (c *consumer) decode(data []byte) (string, message.Metadata, []byte) {
-	if c.sub.config.PayloadMode == PayloadRaw {
-		return watermill.NewUUID(), message.Metadata{}, data
+const (
+	ended outcome = iota
+	delivered
+	nacked
+)
+
+// deliver hands one message to out and waits for its ack or nack. It
+// returns ended when the subscription ended first.
+func (c *consumer) deliver(ctx context.Context, stop <-chan struct{}, out chan<- *message.Message, msg *message.Message) outcome {
+	msgCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	msg.SetContext(msgCtx)
+	select {
+	case out <- msg:
+	case <-ctx.Done():
+		return ended
+	case <-stop:
+		return ended
 	}
-	uuid, metadata, payload, err := unmarshalEnvelope(data)
-	if err != nil {
-		c.logger.Error("MQTT message is not a valid envelope; delivering it flagged as poison", err, nil)
-		return watermill.NewUUID(), message.Metadata{EnvelopeErrorKey: err.Error()}, data
+	select {
+	case <-msg.Acked():
+		return delivered
+	case <-msg.Nacked():
+		return nacked
+	case <-ctx.Done():
+		return ended
+	case <-stop:
+		return ended
 	}
-	return uuid, metadata, payload
 }
 
 // sleep waits for d; it returns false when ctx is done or stop is closed first.

@@ -106,8 +106,8 @@ func TestResolveTopic(t *testing.T) {
 		qos   byte
 		class schema.Class
 	}{
-		{"q0/tg/flow/x", "tg/flow/x", 0, ""},
-		{"q1/tg/flow/text-completion-request", "tg/flow/text-completion-request", 1, ""},
+		{"q0/tg/flow/x", "tg/flow/x", 0, schema.ClassFlow},
+		{"q1/tg/flow/text-completion-request", "tg/flow/text-completion-request", 1, schema.ClassFlow},
 		{"q2/t/n/chunk-load:ws1:default", "t/n/chunk-load:ws1:default", 2, ""},
 		{"flow:tg:x", "tg/flow/x", 1, schema.ClassFlow},
 		{"response:tg:x", "tg/response/x", 0, schema.ClassResponse},
