@@ -98,9 +98,9 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 		return nil, err
 	}
 	s := &Subscriber{
-		cfg:     config,
-		client:  config.Client,
-		logger:  logger.With(watermill.LogFields{"subscription": config.SubscriptionName}),
+		cfg:          config,
+		client:       config.Client,
+		logger:       logger.With(watermill.LogFields{"subscription": config.SubscriptionName}),
 		closing:      make(chan struct{}),
 		shared:       map[string]*consumerHandle{},
 		active:       map[*consumerHandle]struct{}{},
