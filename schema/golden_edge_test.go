@@ -192,7 +192,7 @@ type ctWhen struct {
 // microsecond, Python's resolution); Python's isoformat() of an aware
 // datetime decodes into the same time.Time.
 func TestPythonTimeAsString(t *testing.T) {
-	when := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.FixedZone("", -(5*3600 + 30*60)))
+	when := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.FixedZone("", -(5*3600+30*60)))
 	out, err := Marshal(&ctWhen{When: when, Maybe: ctPtr(when.UTC())})
 	if err != nil {
 		t.Fatal(err)
