@@ -15,6 +15,8 @@ import (
 // Python side puts such fields on the bus with `.decode("utf-8")`. Encoding
 // Bytes that are not valid UTF-8 is an error; binary content must be
 // base64-encoded by the application before it is put in a Bytes field.
+// Decoding takes any bytes: raw bytes in the JSON string that are not UTF-8
+// are kept as they are, where a string field would be an error.
 type Bytes []byte
 
 // String returns the bytes as text.

@@ -18,6 +18,18 @@
 // on. A streamed reply is several messages; the last one has its
 // `end_of_stream` (or `is_final`) field set.
 //
+// Build messages with their New<Type> constructor where there is one
+// (NewTriplesQueryResponse, NewTextCompletionRequest, ...): it sets the
+// fields whose Python default is not Go's zero value. A struct literal such
+// as TriplesQueryResponse{Triples: ts} sends is_final=false where Python's
+// default is true, and TrustGraph's query_stream then waits for more. The
+// constructors are generated from the `default` tags (go generate).
+//
+// SetFinal and IsFinal set and read a reply's stream terminator whatever
+// its type (end_of_stream, end_of_dialog, end_of_session, is_final or eos,
+// see FinalFlag), and SetError its `error` field; code that answers on a
+// handler's behalf uses them.
+//
 // # Wire format
 //
 // A message travels as UTF-8 JSON. Marshal and Unmarshal follow the rules
@@ -54,13 +66,44 @@
 //     range, is an error.
 //   - Bytes (and any []byte) travels as a JSON string holding the UTF-8
 //     text of the bytes, not base64, because that is how Python puts `bytes`
-//     on the bus. Encoding bytes that are not valid UTF-8 is an error.
-//   - `any` and `map[string]any` fields (Python `dict`) decode to the shapes
-//     encoding/json uses (map[string]any, []any, string, float64, bool,
-//     nil); json.RawMessage keeps the raw text of a value. Map keys are
-//     written in sorted order.
-//   - Strings are escaped as JSON requires; <, > and & are not escaped, and
-//     invalid UTF-8 in a Go string becomes U+FFFD (as in encoding/json).
+//     on the bus. Encoding bytes that are not valid UTF-8 is an error (the
+//     WTF-8 form of a lone surrogate, see below, is written as its escape).
+//   - `any`, `map[string]any` and `[]any` fields (Python `dict`, `list`)
+//     decode to the shapes encoding/json uses with UseNumber:
+//     map[string]any, []any, string, bool, nil, and json.Number for every
+//     number (NaN and the infinities too). A json.Number is written as its
+//     text, so a number read is written back exactly as it came: 1 stays 1
+//     (a Python int), 1.0 stays 1.0 (a float), and 2**53+1 or 2**70 stay
+//     exact. Encoding a json.Number checks that it is a JSON number. Go
+//     values put into an any keep their own rules: integers are written as
+//     integers, floats as Python writes floats (3.0, not 3).
+//     json.RawMessage keeps the raw text of a value. Map keys are written
+//     in sorted order.
+//   - Strings are escaped as JSON requires; <, > and & are not escaped.
+//   - Input must be UTF-8, as Python's side requires: raw bytes in a
+//     string that are not valid UTF-8 (including ED A0 80, the UTF-8-like
+//     form of a surrogate) are a *DecodeError naming the field path and the
+//     offset of the bad byte, wherever the string is, unknown keys and
+//     json.RawMessage included. Bytes and []byte fields are the exception:
+//     they take any bytes as they are (Marshal still refuses to send bytes
+//     that are not UTF-8).
+//   - Lone surrogates: Python's json keeps an unpaired escape such as
+//     "\ud800" in its str and writes it back the same. The decoder stores
+//     it in the Go string in its WTF-8 form (ED A0 80 for U+D800), and the
+//     encoder writes that form back as the \uXXXX escape. A high surrogate
+//     escape followed by a low one is the code point they stand for. Other
+//     invalid UTF-8 in a Go string is written as U+FFFD (as in
+//     encoding/json).
+//   - Types with their own methods are encoded and decoded through them, as
+//     encoding/json does: json.Marshaler and json.Unmarshaler first, then
+//     encoding.TextMarshaler and encoding.TextUnmarshaler (the text travels
+//     as a JSON string). time.Time thus travels as its RFC 3339 string.
+//     MarshalJSON must return one valid JSON value. A null, or a missing
+//     key, gives the zero value without calling the method. Such fields
+//     take no `default` tag. A type with a method for one direction only
+//     uses its kind for the other, and CheckType rejects it when its kind
+//     cannot be handled. Bytes and json.RawMessage use the codec's own
+//     rules, which their methods repeat.
 //   - Errors name the field path and what was wrong, e.g.
 //     `triples[3].s.iri: expected string, got number (offset 57)`, with map
 //     keys as `terms["k"]`. Decoding errors are *DecodeError, encoding
@@ -82,5 +125,6 @@
 //
 // The codec builds a plan per type on first use and caches it, so the first
 // message of a type pays for reflection and later ones do not. Use
-// CheckType to validate a type's tags up front.
+// CheckType to validate a type up front: its *TypeError names the type, the
+// Go field path from it (e.g. "Items[].When") and what is wrong.
 package schema
