@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/switchyard-go/switchyard/router"
+	"github.com/switchyard-go/switchyard/schema"
 )
 
 // memoryRedeliveryDelay is how long a nacked message waits before the memory
@@ -140,6 +142,14 @@ func (g *memoryGroup) redeliver(ctx context.Context, msg *message.Message) {
 	}
 }
 
+// attemptOf returns the delivery attempt recorded on msg, 1 if none.
+func attemptOf(msg *message.Message) int {
+	if n, err := strconv.Atoi(msg.Metadata.Get(schema.DeliveryAttemptKey)); err == nil && n > 0 {
+		return n
+	}
+	return 1
+}
+
 type memorySubscriber struct {
 	backend      *memoryBackend
 	subscription string
@@ -189,7 +199,9 @@ func (s *memorySubscriber) Subscribe(ctx context.Context, topic string) (<-chan 
 				return
 			}
 			if !s.deliver(ctx, closing, out, msg) {
-				// Not acked: hand it back to the group for another member.
+				// Not acked: hand it back to the group for another member,
+				// as its next delivery attempt.
+				msg.Metadata.Set(schema.DeliveryAttemptKey, strconv.Itoa(attemptOf(msg)+1))
 				s.backend.wg.Add(1)
 				go func() {
 					defer s.backend.wg.Done()
@@ -207,6 +219,9 @@ func (s *memorySubscriber) deliver(ctx context.Context, closing chan struct{}, o
 	m := message.NewMessage(msg.UUID, msg.Payload)
 	for k, v := range msg.Metadata {
 		m.Metadata.Set(k, v)
+	}
+	if m.Metadata.Get(schema.DeliveryAttemptKey) == "" {
+		m.Metadata.Set(schema.DeliveryAttemptKey, "1")
 	}
 	mctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -10,8 +10,9 @@ import (
 
 // Policy is the delivery policy of one handler.
 type Policy struct {
-	// Poison says where permanently failing messages go. Required.
-	Poison PoisonConfig
+	// Delivery says how failures end: max deliveries, poison queue, error
+	// responses, draining. Its Counters and Logger default to the policy's.
+	Delivery DeliveryConfig
 	// Retry bounds in-process retries; the zero value means DefaultRetry.
 	Retry *RetryConfig
 	// Backoff is the pause after a too-many-requests answer.
@@ -27,7 +28,7 @@ type Policy struct {
 }
 
 // Chain wraps h in the full policy, outermost first:
-// Count, Poison, Recover, Backoff, Retry, Throttle.
+// Deliver, Recover, Backoff, Retry, Throttle.
 func Chain(h message.HandlerFunc, p Policy) (message.HandlerFunc, error) {
 	if p.Counters == nil {
 		return nil, errors.New("policy: counters are required")
@@ -46,17 +47,20 @@ func Chain(h message.HandlerFunc, p Policy) (message.HandlerFunc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.Poison.Logger == nil {
-		p.Poison.Logger = logger
+	if p.Delivery.Logger == nil {
+		p.Delivery.Logger = logger
 	}
-	poison, err := Poison(p.Poison)
+	if p.Delivery.Counters == nil {
+		p.Delivery.Counters = p.Counters
+	}
+	deliver, err := Deliver(p.Delivery)
 	if err != nil {
 		return nil, err
 	}
 	if p.Backoff.Logger == nil {
 		p.Backoff.Logger = logger
 	}
-	layers := []message.HandlerMiddleware{Count(p.Counters), poison, Recover(logger), Backoff(p.Backoff), retry}
+	layers := []message.HandlerMiddleware{deliver, Recover(logger), Backoff(p.Backoff), retry}
 	if p.RateLimit > 0 {
 		burst := p.RateBurst
 		if burst == 0 {

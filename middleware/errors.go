@@ -25,14 +25,45 @@ func Permanent(err error) error {
 }
 
 // IsPermanent reports whether err, or an error it wraps, was marked with
-// Permanent or is a DecodeError.
+// Permanent or ErrorType, is a DecodeError or an InputError, or says of
+// itself that it is permanent (a `Permanent() bool` method, as the
+// adapters' publish errors for a message too large or a refused
+// authorisation have).
 func IsPermanent(err error) bool {
 	var p *permanentError
 	if errors.As(err, &p) {
 		return true
 	}
 	var d *DecodeError
-	return errors.As(err, &d)
+	if errors.As(err, &d) {
+		return true
+	}
+	var in *InputError
+	if errors.As(err, &in) {
+		return true
+	}
+	var self interface{ Permanent() bool }
+	return errors.As(err, &self) && self.Permanent()
+}
+
+// typedError carries the `type` of the error response a handler wants.
+type typedError struct {
+	errType string
+	err     error
+}
+
+func (e *typedError) Error() string { return e.err.Error() }
+func (e *typedError) Unwrap() error { return e.err }
+
+// ErrorType marks err as the handler's answer: the request is answered at
+// once, without redelivery, with an error response whose `type` is errType
+// (TrustGraph's types include llm-error, embeddings-error and
+// not-implemented). ErrorType(t, nil) is nil.
+func ErrorType(errType string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return Permanent(&typedError{errType: errType, err: err})
 }
 
 // DecodeError says that an input message could not be decoded. It is always

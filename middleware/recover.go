@@ -18,7 +18,7 @@ func Recover(logger watermill.LoggerAdapter) message.HandlerMiddleware {
 			defer func() {
 				if v := recover(); v != nil {
 					p := &PanicError{Value: v, Stack: debug.Stack()}
-					logger.Error("Handler panicked; message will be redelivered", p, watermill.LogFields{
+					logger.Error("Handler panicked", p, watermill.LogFields{
 						"message_uuid": msg.UUID, "stack": string(p.Stack),
 					})
 					out, err = nil, p

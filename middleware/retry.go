@@ -26,8 +26,11 @@ type RetryConfig struct {
 	Logger watermill.LoggerAdapter
 }
 
-// DefaultRetry is the policy processors get unless they choose another.
-var DefaultRetry = RetryConfig{MaxRetries: 3, InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 2 * time.Second}
+// DefaultRetry is the in-process retry policy processors get unless they
+// choose another: none. A failed message is nacked and the broker delivers
+// it again, at most max-deliveries times; in-process retries multiply the
+// handler calls of each delivery.
+var DefaultRetry = RetryConfig{MaxRetries: 0, InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 2 * time.Second}
 
 // SetDefaults fills zero fields other than MaxRetries from DefaultRetry.
 func (c *RetryConfig) SetDefaults() {
@@ -58,9 +61,9 @@ func (c RetryConfig) Validate() error {
 
 // Retry calls the handler again after a transient error, pausing with
 // exponential backoff, at most cfg.MaxRetries times. Permanent errors,
-// too-many-requests errors and panics are not retried here: the first goes to
-// the poison queue, the others are nacked and redelivered later. A cancelled
-// message context ends the retries at once.
+// too-many-requests errors, panics and streams that already published
+// outputs are not retried here. A cancelled message context or the start of
+// a drain ends the retries at once and the last error is returned.
 func Retry(cfg RetryConfig) (message.HandlerMiddleware, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -95,10 +98,15 @@ func Retry(cfg RetryConfig) (message.HandlerMiddleware, error) {
 
 func retryable(err error) bool {
 	var p *PanicError
-	return !IsPermanent(err) && !IsTooManyRequests(err) && !errors.As(err, &p)
+	_, started := OutputsPublished(err)
+	return !IsPermanent(err) && !IsTooManyRequests(err) && !errors.As(err, &p) && !started
 }
 
-// sleep waits for d or until ctx ends, whichever is first.
+// errDraining ends a pause because the processor is stopping.
+var errDraining = errors.New("processor is draining")
+
+// sleep waits for d, or until ctx ends or the processor starts draining,
+// whichever is first.
 func sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
@@ -110,5 +118,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-Draining(ctx):
+		return errDraining
 	}
 }

@@ -192,7 +192,7 @@ func TestProcessorRunsUntilCancelledAndExitsZero(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("processor did not stop")
 	}
-	if !strings.Contains(stderr.String(), "msg=ready") || !strings.Contains(stderr.String(), "h: ok=0") {
+	if !strings.Contains(stderr.String(), "msg=ready") || !strings.Contains(stderr.String(), "h: received=0 ok=0") {
 		t.Fatalf("log lacks the ready line or the summary:\n%s", stderr.String())
 	}
 }

@@ -36,26 +36,25 @@ func timedHandler(name string, o Observer, h message.HandlerFunc) message.Handle
 	}
 }
 
-// observedPublisher reports each publish to o and counts the messages.
+// observedPublisher publishes a handler's outputs, counts them and reports
+// each publish to the router's observer.
 type observedPublisher struct {
 	message.Publisher
-	handler string
-	o       Observer
-	count   func(n int)
+	reg *registration
 }
 
 // Publish publishes and reports how long the broker took.
-func (p observedPublisher) Publish(topic string, msgs ...*message.Message) error {
+func (p *observedPublisher) Publish(topic string, msgs ...*message.Message) error {
 	start := time.Now()
 	err := p.Publisher.Publish(topic, msgs...)
-	if err == nil && p.count != nil {
-		p.count(len(msgs))
+	if err == nil {
+		p.reg.counters.AddPublished(len(msgs))
 	}
-	if p.o != nil {
-		p.o.Published(p.handler, topic, len(msgs), time.Since(start), err)
+	if o := p.reg.observer; o != nil {
+		o.Published(p.reg.name, topic, len(msgs), time.Since(start), err)
 	}
 	return err
 }
 
 // Close leaves the shared publisher open: the backend closes it.
-func (observedPublisher) Close() error { return nil }
+func (*observedPublisher) Close() error { return nil }

@@ -52,12 +52,14 @@ type HandlerInfo struct {
 }
 
 type registration struct {
-	name     string
-	in       schema.Topic
-	out      *schema.Topic
-	fn       message.HandlerFunc
-	opts     handlerOptions
-	counters *middleware.Counters
+	name      string
+	in        schema.Topic
+	out       *schema.Topic
+	typed     middleware.Typed
+	publisher *observedPublisher
+	opts      handlerOptions
+	counters  *middleware.Counters
+	observer  Observer // set by Run before any message
 }
 
 // New returns a Router on backend. cfg supplies the processor id (the default
@@ -86,6 +88,8 @@ func (r *Router) Backend() Backend { return r.backend }
 type HandlerOption func(*handlerOptions)
 
 type handlerOptions struct {
+	maxDeliveries int
+	errorType     string
 	subscription string
 	concurrency  int
 	poisonTopic  *schema.Topic
@@ -108,7 +112,21 @@ func WithPoisonTopic(t schema.Topic) HandlerOption {
 	return func(o *handlerOptions) { o.poisonTopic = &t }
 }
 
-// WithRetry overrides the in-process retry policy; MaxRetries 0 disables it.
+// WithMaxDeliveries bounds how many times one message is delivered to the
+// handler before it is given up (default middleware.DefaultMaxDeliveries).
+func WithMaxDeliveries(n int) HandlerOption {
+	return func(o *handlerOptions) { o.maxDeliveries = n }
+}
+
+// WithErrorType sets the `type` of the error responses the handler sends
+// when it fails (default middleware.DefaultErrorType); TrustGraph's LLM
+// services use "llm-error", its embeddings services "embeddings-error".
+func WithErrorType(t string) HandlerOption {
+	return func(o *handlerOptions) { o.errorType = t }
+}
+
+// WithRetry sets an in-process retry policy (default none: a failed message
+// is nacked and delivered again by the broker).
 func WithRetry(c middleware.RetryConfig) HandlerOption {
 	return func(o *handlerOptions) { o.retry = &c }
 }
@@ -130,25 +148,48 @@ func PoisonTopic(in schema.Topic) schema.Topic {
 	return schema.Topic{QoS: schema.QoS1, Tenant: in.Tenant, Namespace: in.Namespace, Queue: in.Queue + "-poison"}
 }
 
-// Handle registers fn between in and out.
+// Handle registers fn between in and out: each input is answered with at
+// most one output, whose final flag is set.
 func Handle[Req, Resp any](r *Router, name string, in, out schema.Topic, fn middleware.Func[Req, Resp], opts ...HandlerOption) error {
-	return r.AddHandler(name, in, &out, middleware.Handle(fn), opts...)
+	return r.register(name, in, &out, func(o middleware.Output) (middleware.Typed, error) {
+		return middleware.Handle(fn, o)
+	}, opts)
 }
 
 // HandleStream registers a handler that answers each input on in with any
-// number of outputs on out.
+// number of outputs on out, each published as it is emitted.
 func HandleStream[Req, Resp any](r *Router, name string, in, out schema.Topic, fn middleware.StreamFunc[Req, Resp], opts ...HandlerOption) error {
-	return r.AddHandler(name, in, &out, middleware.HandleStream(fn), opts...)
+	return r.register(name, in, &out, func(o middleware.Output) (middleware.Typed, error) {
+		return middleware.HandleStream(fn, o)
+	}, opts)
 }
 
 // Consume registers a sink on in.
 func Consume[Req any](r *Router, name string, in schema.Topic, fn middleware.SinkFunc[Req], opts ...HandlerOption) error {
-	return r.AddHandler(name, in, nil, middleware.Consume(fn), opts...)
+	return r.register(name, in, nil, func(middleware.Output) (middleware.Typed, error) {
+		return middleware.Consume(fn)
+	}, opts)
 }
 
 // AddHandler registers an untyped watermill handler; out is nil for a sink.
+// The messages fn returns are published to out before the input is acked.
 // It must be called before Run.
 func (r *Router) AddHandler(name string, in schema.Topic, out *schema.Topic, fn message.HandlerFunc, opts ...HandlerOption) error {
+	return r.register(name, in, out, func(o middleware.Output) (middleware.Typed, error) {
+		return middleware.Typed{Call: func(msg *message.Message) ([]*message.Message, error) {
+			outs, err := fn(msg)
+			if err != nil || len(outs) == 0 {
+				return nil, err
+			}
+			if o.Publisher == nil {
+				return nil, middleware.Permanent(fmt.Errorf("handler %q returned outputs but has no output queue", name))
+			}
+			return nil, o.Publisher.Publish(o.Topic, outs...)
+		}}, nil
+	}, opts)
+}
+
+func (r *Router) register(name string, in schema.Topic, out *schema.Topic, build func(middleware.Output) (middleware.Typed, error), opts []HandlerOption) error {
 	if err := in.Validate(); err != nil {
 		return fmt.Errorf("handler %q input: %w", name, err)
 	}
@@ -164,6 +205,20 @@ func (r *Router) AddHandler(name string, in schema.Topic, out *schema.Topic, fn 
 	if o.concurrency < 1 {
 		return fmt.Errorf("handler %q: concurrency must be at least 1, got %d", name, o.concurrency)
 	}
+	if o.maxDeliveries < 0 {
+		return fmt.Errorf("handler %q: max deliveries must be at least 1, got %d", name, o.maxDeliveries)
+	}
+	reg := &registration{name: name, in: in, out: out, opts: o, counters: &middleware.Counters{}}
+	reg.publisher = &observedPublisher{Publisher: r.backend.Publisher(), reg: reg}
+	var output middleware.Output
+	if out != nil {
+		output = middleware.Output{Publisher: reg.publisher, Topic: out.String()}
+	}
+	typed, err := build(output)
+	if err != nil {
+		return fmt.Errorf("handler %q: %w", name, err)
+	}
+	reg.typed = typed
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.started {
@@ -173,7 +228,7 @@ func (r *Router) AddHandler(name string, in schema.Topic, out *schema.Topic, fn 
 		return fmt.Errorf("handler name %q is empty or already registered", name)
 	}
 	r.names[name] = true
-	r.handlers = append(r.handlers, &registration{name: name, in: in, out: out, fn: fn, opts: o, counters: &middleware.Counters{}})
+	r.handlers = append(r.handlers, reg)
 	return nil
 }
 
@@ -217,9 +272,15 @@ func (r *Router) Stats() map[string]middleware.Snapshot {
 }
 
 // Run subscribes every handler and processes messages until ctx is
-// cancelled. It then stops taking new messages, lets the ones in flight
-// finish (publishing their outputs and acking their inputs) for at most the
-// drain timeout, and closes the subscribers. It does not close the backend.
+// cancelled. It then stops taking new messages and tells the handlers
+// (middleware.Draining); failed messages are nacked for another consumer and
+// pauses end at once, while messages in flight may finish within the drain
+// timeout. When it passes, the contexts of the messages still in flight are
+// cancelled: each of them is nacked, or answered with an error response if
+// it already published outputs, so nothing is lost and nothing is repeated.
+// Run returns nil when every message ended that way, an error if some were
+// still running after a further grace period. It closes the subscribers,
+// not the backend.
 func (r *Router) Run(ctx context.Context) error {
 	r.mu.Lock()
 	if r.started {
@@ -235,11 +296,16 @@ func (r *Router) Run(ctx context.Context) error {
 		return errors.New("router has no handlers")
 	}
 
-	wm, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.cfg.DrainTimeout}, r.logger)
+	// watermill's own close waits only briefly: Run waits for the drain
+	// itself, below.
+	wm, err := message.NewRouter(message.RouterConfig{CloseTimeout: stopGrace}, r.logger)
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
 	shared := r.backend.Publisher()
+	drain := make(chan struct{})
+	stopCtx, stopInFlight := context.WithCancel(context.Background())
+	defer stopInFlight()
 	var gates []*gateSubscriber
 	defer func() {
 		for _, g := range gates {
@@ -250,13 +316,20 @@ func (r *Router) Run(ctx context.Context) error {
 	}()
 
 	for _, h := range handlers {
-		publisher := observedPublisher{Publisher: shared, handler: h.name, o: observer, count: h.counters.AddPublished}
+		h.observer = observer
 		policy := middleware.Policy{
-			Poison: middleware.PoisonConfig{
-				Publisher: publisher,
-				Topic:     r.poisonTopic(h).String(),
-				Source:    h.in.String(),
-				Handler:   h.name,
+			Delivery: middleware.DeliveryConfig{
+				MaxDeliveries: h.opts.maxDeliveries,
+				Poison: middleware.PoisonConfig{
+					Publisher: shared,
+					Topic:     r.poisonTopic(h).String(),
+					Source:    h.in.String(),
+					Handler:   h.name,
+				},
+				RespondError: h.typed.RespondError,
+				ErrorType:    h.opts.errorType,
+				Drain:        drain,
+				Stop:         stopCtx,
 			},
 			Retry:     h.opts.retry,
 			Backoff:   h.opts.backoff,
@@ -265,7 +338,7 @@ func (r *Router) Run(ctx context.Context) error {
 			Counters:  h.counters,
 			Logger:    r.logger.With(watermill.LogFields{"handler": h.name}),
 		}
-		fn, err := middleware.Chain(h.fn, policy)
+		fn, err := middleware.Chain(h.typed.Call, policy)
 		if err != nil {
 			return fmt.Errorf("handler %q: %w", h.name, err)
 		}
@@ -285,21 +358,17 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		for i := 0; i < h.opts.concurrency; i++ {
 			slot := fmt.Sprintf("%s#%d", h.name, i)
-			if h.out != nil {
-				wm.AddHandler(slot, h.in.String(), gate, h.out.String(), publisher, fn)
-			} else {
-				wm.AddConsumerHandler(slot, h.in.String(), gate, func(msg *message.Message) error {
-					_, err := fn(msg)
-					return err
-				})
-			}
+			wm.AddConsumerHandler(slot, h.in.String(), gate, func(msg *message.Message) error {
+				_, err := fn(msg)
+				return err
+			})
 		}
 	}
 
 	// The watermill router gets a context of its own: cancelling the one
 	// it runs with makes it close itself, racing the Close below, and the
-	// loser of that race would not see a drain timeout. Stopping is done
-	// here, by the gates and Close.
+	// loser of that race would not see the end of the drain. Stopping is
+	// done here, by the gates and Close.
 	wmCtx, wmCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer wmCancel()
 	runErr := make(chan error, 1)
@@ -329,16 +398,58 @@ func (r *Router) Run(ctx context.Context) error {
 		return errors.New("router: every subscription ended unexpectedly")
 	}
 	start := time.Now()
+	close(drain)
 	for _, g := range gates {
 		g.stopTaking()
 	}
+	var drainErr error
+	if !waitIdle(handlers, r.cfg.DrainTimeout) {
+		n := inFlight(handlers)
+		r.logger.Error("Drain timeout passed; cancelling the messages in flight", nil, watermill.LogFields{
+			"in_flight": n, "drain_timeout": r.cfg.DrainTimeout.String(),
+		})
+		stopInFlight()
+		if !waitIdle(handlers, stopGrace) {
+			drainErr = fmt.Errorf("router: %d messages still in flight %s after the drain timeout of %s; their handlers ignore cancellation", inFlight(handlers), stopGrace, r.cfg.DrainTimeout)
+		}
+	}
+	// Every handler call has returned: Close waits for the acks and nacks.
 	closeErr := wm.Close()
 	<-runErr
+	if drainErr != nil {
+		return drainErr
+	}
 	if closeErr != nil {
-		return fmt.Errorf("router: messages still in flight after the drain timeout of %s: %w", r.cfg.DrainTimeout, closeErr)
+		return fmt.Errorf("router: closing: %w", closeErr)
 	}
 	r.logger.Info("Router drained", watermill.LogFields{"took": time.Since(start).String()})
 	return nil
+}
+
+// stopGrace is how long cancelled handlers get to return after the drain
+// timeout, and how long watermill may take to send the last acks.
+const stopGrace = 5 * time.Second
+
+// inFlight returns how many messages the handlers are handling now.
+func inFlight(hs []*registration) int64 {
+	var n int64
+	for _, h := range hs {
+		n += h.counters.Snapshot().InFlight
+	}
+	return n
+}
+
+// waitIdle waits until no message is in flight or d passed, and reports
+// whether none is.
+func waitIdle(hs []*registration, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for inFlight(hs) > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
 }
 
 func (r *Router) poisonTopic(h *registration) schema.Topic {
@@ -361,8 +472,8 @@ func SummaryLine(stats map[string]middleware.Snapshot) string {
 		if i > 0 {
 			s += "; "
 		}
-		s += fmt.Sprintf("%s: ok=%d error=%d poison=%d rate_limited=%d panics=%d retries=%d",
-			n, st.OK, st.Errors, st.Poisoned, st.RateLimited, st.Panics, st.Retries)
+		s += fmt.Sprintf("%s: received=%d ok=%d error=%d error_responses=%d poison=%d redelivered=%d rate_limited=%d panics=%d retries=%d published=%d",
+			n, st.Received, st.OK, st.Errors, st.ErrorResponses, st.Poisoned, st.Redelivered, st.RateLimited, st.Panics, st.Retries, st.Published)
 	}
 	return s
 }
