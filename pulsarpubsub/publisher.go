@@ -47,6 +47,9 @@ type producerEntry struct {
 	ready    chan struct{}
 	producer pulsar.Producer
 	err      error
+	// name is the producer's name, read once at creation: the client
+	// library rewrites it, unsynchronised, whenever the producer reconnects.
+	name string
 }
 
 // NewPublisher returns a Publisher configured by config. It does not connect
@@ -209,6 +212,9 @@ func (p *Publisher) producer(topic string) (pulsar.Producer, error) {
 	stopWatch := slowWatch(hook, interval, limit)
 	e.producer, e.err = p.client.CreateProducer(p.producerOptions(topic))
 	stopWatch()
+	if e.err == nil {
+		e.name = e.producer.Name()
+	}
 	if e.err != nil {
 		e.err = fmt.Errorf("pulsarpubsub: creating producer for %s: %w", topic, p.conn.describe(markPermanent(e.err), started))
 		p.mu.Lock()
@@ -279,7 +285,7 @@ func (p *Publisher) Health() error {
 		select {
 		case <-e.ready:
 			if e.producer != nil {
-				names[e.producer.Name()] = true
+				names[e.name] = true
 			}
 		default:
 		}

@@ -67,6 +67,7 @@ type Subscriber struct {
 // consumerHandle is one consumer and what the Subscribe calls using it share.
 type consumerHandle struct {
 	consumer   pulsar.Consumer
+	name       string // the consumer's name, for Health
 	topic      string
 	persistent bool
 	// inProcess is set for exclusive and failover subscriptions of
@@ -237,6 +238,7 @@ func (s *Subscriber) newHandle(topic string) (*consumerHandle, error) {
 	}
 	h := &consumerHandle{
 		consumer:   consumer,
+		name:       consumer.Name(),
 		topic:      topic,
 		persistent: !strings.HasPrefix(topic, "non-persistent://"),
 		done:       make(chan struct{}),
@@ -537,7 +539,7 @@ func (s *Subscriber) Health() error {
 	}
 	names := make(map[string]bool, len(s.active))
 	for h := range s.active {
-		names[h.consumer.Name()] = true
+		names[h.name] = true
 	}
 	s.mu.Unlock()
 	return s.conn.health(consumerLink, names, fmt.Sprintf("consumer (subscription %q)", s.cfg.SubscriptionName))
