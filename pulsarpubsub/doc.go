@@ -32,6 +32,14 @@
 // by default. Chunking (PublisherConfig.EnableChunking, which turns batching
 // off) carries messages larger than the broker's maximum message size.
 //
+// An error that no retry fixes wraps *PermanentError, whose Permanent method
+// reports true, so a caller can tell it with errors.As and an
+// interface{ Permanent() bool }: an invalid queue name, a message over the
+// broker's maximum message size (5 MiB by default) without chunking, a topic
+// that does not exist and cannot be created (its tenant or namespace is
+// missing), a terminated topic, or a client not authorized for the topic.
+// Other errors (an unreachable broker, a send timeout) are worth retrying.
+//
 // # Subscribing
 //
 // SubscriberConfig.SubscriptionName is the consumer group. The subscription
@@ -39,21 +47,64 @@
 // messages), or exclusive, failover or key_shared. A new subscription starts
 // at the latest message unless InitialPosition is earliest. The channel
 // returned by Subscribe holds back the next message until the previous one
-// was acked or nacked. An ack is passed on to the broker; a nack makes the
-// broker deliver the message again after NackRedeliveryDelay (default one
-// second; the client library would wait a minute). With a DeadLetterPolicy a
-// message delivered MaxDeliveries times goes to a dead-letter topic instead.
-// No ack timeout is set, so every message handed out is acked or nacked
-// explicitly: when the subscribe context ends or the subscriber closes, the
-// message waiting for its ack is nacked, and closing a consumer makes the
-// broker deliver its unacknowledged messages to the other consumers.
+// was acked or nacked. An ack is passed on to the broker. No ack timeout is
+// set, so every message handed out is acked or nacked explicitly: when the
+// subscribe context ends or the subscriber closes, the message waiting for
+// its ack is nacked, and closing a consumer makes the broker deliver its
+// unacknowledged messages to the other consumers.
+//
+// Every message handed out carries its delivery attempt in the metadata key
+// schema.DeliveryAttemptKey ("switchyard-attempt"): "1" on the first
+// delivery, one more on each redelivery. On a persistent topic it is the
+// broker's redelivery count plus one (a value published in that key is
+// overwritten); on a non-persistent topic it travels in that property (see
+// below).
+//
+// # Nacks on persistent topics
+//
+// A nack makes the broker deliver the message again after
+// NackRedeliveryDelay (default one second; the client library would wait a
+// minute). With a DeadLetterPolicy a message delivered MaxDeliveries times
+// goes to a dead-letter topic instead.
+//
+// # Nacks on non-persistent topics
+//
+// A non-persistent topic (q0, and TrustGraph's request, response and notify
+// queues) keeps nothing: the broker forgets a message once dispatched and
+// ignores nacks. The subscriber acks the original at once and, after
+// NackRedeliveryDelay:
+//   - with a shared or key_shared subscription (a request queue), publishes
+//     a copy to the same topic: same payload, properties, key and UUID, the
+//     attempt plus one in the property switchyard-attempt. The consumers of
+//     the subscription compete for it, behind the messages that arrived
+//     meanwhile. The copy reaches every subscription of the topic; a request
+//     queue has one (the service's), so only it sees the message again.
+//   - with an exclusive or failover subscription (a response or notify
+//     queue, one subscription per client), hands the message out again in
+//     process, with the attempt plus one, to a Subscribe call of the same
+//     consumer. A copy published to the topic would be broadcast again to
+//     every client, so none is.
+//
+// Delivery there stays best effort: a copy waiting for its delay is
+// published at once when the subscriber closes, but one waiting in process
+// is dropped when the last Subscribe call of its consumer ends, and both are
+// lost if the process dies.
+//
+// # Batches and crashes
 //
 // Messages published together (by one Publish call, or by concurrent ones)
-// may travel in one batch. The broker acknowledges a batch as a whole: a nack of
-// one of its messages delivers the whole batch again, the messages already
-// acked included, unless batch index acknowledgment is on in the broker and in
-// SubscriberConfig.EnableBatchIndexAcknowledgment. Delivery is at least once
-// in any case; PublisherConfig.DisableBatching avoids such repeats.
+// may travel in one batch. Batch index acknowledgment is on by default
+// (SubscriberConfig.DisableBatchIndexAcknowledgment turns it off): the
+// messages of a batch are acked one by one, so a nack, or a consumer that
+// dies, makes the broker deliver again only the messages of the batch that
+// were not acked. It needs acknowledgmentAtBatchIndexLevelEnabled=true on the
+// broker (scripts/pulsar.sh sets it); without it, or with it disabled here, a
+// batch is acknowledged only when all its messages were, and the whole batch
+// comes again, the messages already acked included. Acks are grouped for up
+// to 100ms before they are sent (unless AckWithResponse), so a consumer
+// killed with SIGKILL also gets again what it acked in its last 100ms.
+// Delivery is at least once in any case; PublisherConfig.DisableBatching
+// avoids the repeats of a batch.
 //
 // Closing never unsubscribes, which would delete the subscription and its
 // backlog. SubscribeInitialize creates the subscription ahead of the first
@@ -71,6 +122,19 @@
 // SubscriberConfig.Client). After a lost connection the client library
 // reconnects producers and consumers on its own, with pauses up to
 // ReconnectMaxBackoff; subscriptions survive a broker restart.
+//
+// ClientConfig.OnSlowConnect, when set, is called every
+// SlowConnectInterval (5s) while creating a producer or consumer is pending,
+// with the time waited and the operation timeout, so that a caller can log
+// progress while the broker cannot be reached.
+//
+// Publisher.Health and Subscriber.Health return nil while every producer
+// (consumer) is connected, and otherwise an error naming the broker, the
+// topic, since when and why. The client library offers no connection state,
+// so the package follows the producers' and consumers' connection losses and
+// reconnections in the library's log lines (pulsar-client-go v0.19.0); on a
+// client not made by this package (NewClient) Health cannot tell and
+// returns nil.
 //
 // The client library's log lines go to the watermill logger given to the
 // constructors, one level quieter than the library logs them.
