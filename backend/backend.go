@@ -12,16 +12,17 @@ import (
 
 // Backend names accepted by Config.Name and --pubsub-backend, in any case.
 const (
-	Pulsar = "pulsar"
-	MQTT   = "mqtt"
-	Memory = "memory"
+	Pulsar   = "pulsar"
+	MQTT     = "mqtt"
+	RabbitMQ = "rabbitmq"
+	Memory   = "memory"
 )
 
 // DefaultName is the backend used when none is named, as in TrustGraph.
 const DefaultName = Pulsar
 
 // Names lists every backend name in the order --help shows them.
-func Names() []string { return []string{Pulsar, MQTT, Memory} }
+func Names() []string { return []string{Pulsar, MQTT, RabbitMQ, Memory} }
 
 // Config selects a backend and says how to reach it.
 type Config struct {
@@ -36,6 +37,8 @@ type Config struct {
 	Pulsar PulsarSettings
 	// MQTT configures the mqtt backend.
 	MQTT MQTTSettings
+	// RabbitMQ configures the rabbitmq backend.
+	RabbitMQ RabbitMQSettings
 }
 
 // SetDefaults normalises the name and fills empty fields with defaults.
@@ -58,6 +61,8 @@ func (c Config) Validate() error {
 		return c.Pulsar.validate()
 	case MQTT:
 		return c.MQTT.validate()
+	case RabbitMQ:
+		return c.RabbitMQ.validate()
 	case Memory:
 		return nil
 	default:
@@ -68,7 +73,7 @@ func (c Config) Validate() error {
 // Secrets returns the configured secrets, for redacting them from any text
 // that might quote them.
 func (c Config) Secrets() []string {
-	return append([]string{c.Pulsar.Token, c.MQTT.Password}, c.MQTT.fileSecrets()...)
+	return append([]string{c.Pulsar.Token, c.MQTT.Password, c.RabbitMQ.Password}, c.MQTT.fileSecrets()...)
 }
 
 // Address returns the broker address the configuration points at, with no
@@ -79,6 +84,8 @@ func (c Config) Address() string {
 		s := c.MQTT
 		s.setDefaults()
 		return s.brokerURL()
+	case RabbitMQ:
+		return c.RabbitMQ.address()
 	case Memory:
 		return "in-process"
 	default:
@@ -105,6 +112,8 @@ func New(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (route
 		return NewMemory(logger), nil
 	case Pulsar:
 		return newPulsarBackend(ctx, cfg, logger)
+	case RabbitMQ:
+		return newRabbitMQBackend(ctx, cfg, logger)
 	default:
 		return newMQTTBackend(ctx, cfg, logger)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/mqttpubsub"
 	"github.com/switchyard-go/switchyard/pulsarpubsub"
+	"github.com/switchyard-go/switchyard/rabbitmqpubsub"
 )
 
 // Flags returns the command-line flags that select and reach a backend,
@@ -21,7 +22,8 @@ func Flags(cfg *Config) []cli.Flag {
 		},
 	}
 	flags = append(flags, pulsarFlags(&cfg.Pulsar)...)
-	return append(flags, mqttFlags(&cfg.MQTT)...)
+	flags = append(flags, mqttFlags(&cfg.MQTT)...)
+	return append(flags, rabbitmqFlags(&cfg.RabbitMQ)...)
 }
 
 func pulsarFlags(s *PulsarSettings) []cli.Flag {
@@ -56,5 +58,27 @@ func mqttFlags(s *MQTTSettings) []cli.Flag {
 		&cli.StringFlag{Name: "mqtt-payload-mode", EnvVars: []string{"MQTT_PAYLOAD_MODE"}, Value: string(mqttpubsub.PayloadEnvelope), Usage: "envelope (message id and properties travel in a JSON envelope) or raw (the payload alone, for plain MQTT devices; properties are lost)", Destination: &s.PayloadMode, Category: cat},
 		&cli.StringFlag{Name: "mqtt-client-id", EnvVars: []string{"MQTT_CLIENT_ID"}, Usage: "name of this replica in its MQTT client ids (default: the host name); replicas of one processor on one host need different ones", Destination: &s.ClientID, Category: cat},
 		&cli.DurationFlag{Name: "mqtt-nack-delay", EnvVars: []string{"MQTT_NACK_DELAY"}, Value: mqttpubsub.DefaultNackDelay, Usage: "how long a failed message waits before it is handled again", Destination: &s.NackDelay, Category: cat},
+	}
+}
+
+// rabbitmqFlags are named as TrustGraph names them, plus the password file,
+// TLS and tuning options.
+func rabbitmqFlags(s *RabbitMQSettings) []cli.Flag {
+	const cat = "RabbitMQ"
+	return []cli.Flag{
+		&cli.StringFlag{Name: "rabbitmq-host", EnvVars: []string{"RABBITMQ_HOST"}, Value: rabbitmqpubsub.DefaultHost, Usage: "RabbitMQ broker host", Destination: &s.Host, Category: cat},
+		&cli.IntFlag{Name: "rabbitmq-port", EnvVars: []string{"RABBITMQ_PORT"}, Usage: "RabbitMQ AMQP port (default 5672, 5671 with TLS)", Destination: &s.Port, Category: cat},
+		&cli.StringFlag{Name: "rabbitmq-username", EnvVars: []string{"RABBITMQ_USERNAME"}, Value: rabbitmqpubsub.DefaultUsername, Usage: "RabbitMQ user", Destination: &s.Username, Category: cat},
+		// No Value: --help must never show a password.
+		&cli.StringFlag{Name: "rabbitmq-password", EnvVars: []string{"RABBITMQ_PASSWORD"}, Usage: "RabbitMQ password (default guest)", Destination: &s.Password, Category: cat},
+		&cli.StringFlag{Name: "rabbitmq-password-file", EnvVars: []string{"RABBITMQ_PASSWORD_FILE"}, Usage: "file holding the RabbitMQ password (read at every connection)", Destination: &s.PasswordFile, Category: cat},
+		&cli.StringFlag{Name: "rabbitmq-vhost", EnvVars: []string{"RABBITMQ_VHOST"}, Value: rabbitmqpubsub.DefaultVHost, Usage: "RabbitMQ virtual host", Destination: &s.VHost, Category: cat},
+		&cli.BoolFlag{Name: "rabbitmq-tls", EnvVars: []string{"RABBITMQ_TLS"}, Usage: "connect to RabbitMQ with TLS (amqps)", Destination: &s.TLS.Enabled, Category: cat},
+		&cli.StringFlag{Name: "rabbitmq-tls-ca-file", EnvVars: []string{"RABBITMQ_TLS_CA_FILE"}, Usage: "PEM file of the CAs of the broker's TLS certificate", Destination: &s.TLS.CAFile, Category: cat},
+		&cli.StringFlag{Name: "rabbitmq-tls-cert-file", EnvVars: []string{"RABBITMQ_TLS_CERT_FILE"}, Usage: "PEM client certificate, for brokers that require one", Destination: &s.TLS.CertFile, Category: cat},
+		&cli.StringFlag{Name: "rabbitmq-tls-key-file", EnvVars: []string{"RABBITMQ_TLS_KEY_FILE"}, Usage: "PEM key of the client certificate", Destination: &s.TLS.KeyFile, Category: cat},
+		&cli.DurationFlag{Name: "rabbitmq-connect-timeout", EnvVars: []string{"RABBITMQ_CONNECT_TIMEOUT"}, Value: rabbitmqpubsub.DefaultConnectTimeout, Usage: "bound on one connection attempt", Destination: &s.ConnectTimeout, Category: cat},
+		&cli.IntFlag{Name: "rabbitmq-prefetch", EnvVars: []string{"RABBITMQ_PREFETCH"}, Value: rabbitmqpubsub.DefaultPrefetch, Usage: "unacknowledged messages sent ahead to each consumer", Destination: &s.Prefetch, Category: cat},
+		&cli.DurationFlag{Name: "rabbitmq-nack-delay", EnvVars: []string{"RABBITMQ_NACK_DELAY"}, Value: rabbitmqpubsub.DefaultNackDelay, Usage: "delay before a failed message is queued again", Destination: &s.NackDelay, Category: cat},
 	}
 }

@@ -267,6 +267,10 @@ func connectLimit(cfg backend.Config) time.Duration {
 		if cfg.Pulsar.OperationTimeout > 0 {
 			return cfg.Pulsar.OperationTimeout
 		}
+	case backend.RabbitMQ:
+		if cfg.RabbitMQ.ConnectTimeout > 0 {
+			return cfg.RabbitMQ.ConnectTimeout
+		}
 	}
 	return 30 * time.Second
 }
