@@ -38,6 +38,10 @@ type Subscriber struct {
 	closed    bool
 	consumers map[string]*consumer // by Kafka topic
 	groups    map[string]string    // per-client group of each response/notify topic
+	// starts holds, per topic, the end offsets read by SubscribeInitialize
+	// for a group that had no committed offsets there: where the group
+	// starts if it still has none when it joins (see adjustOffsets).
+	starts map[string]map[int32]int64
 	wg        sync.WaitGroup       // Subscribe goroutines
 }
 
@@ -74,6 +78,7 @@ func NewSubscriber(config SubscriberConfig, logger watermill.LoggerAdapter) (*Su
 		pub:       pub,
 		consumers: map[string]*consumer{},
 		groups:    map[string]string{},
+		starts:    map[string]map[int32]int64{},
 	}, nil
 }
 
@@ -171,6 +176,13 @@ func (s *Subscriber) commitEnd(ctx context.Context, spec topicSpec, group string
 	if err != nil {
 		return classify(fmt.Sprintf("listing the end offsets of %s", spec.name), err)
 	}
+	start := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { start[o.Partition] = o.Offset })
+	s.mu.Lock()
+	if _, ok := s.starts[spec.name]; !ok {
+		s.starts[spec.name] = start
+	}
+	s.mu.Unlock()
 	resp, err := adm.CommitOffsets(ctx, group, ends.Offsets())
 	if err == nil {
 		err = resp.Error()
@@ -180,9 +192,9 @@ func (s *Subscriber) commitEnd(ctx context.Context, spec topicSpec, group string
 			return classify(fmt.Sprintf("committing initial offsets of group %s", group), err)
 		}
 		// A group that is active on other topics refuses a commit from
-		// outside; its consumer then starts at the end of the topic when it
-		// joins, which is what the commit was for.
-		s.logger.Info("kafkapubsub: could not commit initial offsets; the group starts at the end of the topic when it joins",
+		// outside; its consumer then starts at the offsets remembered
+		// above when it joins (adjustOffsets), which is what the commit was for.
+		s.logger.Debug("kafkapubsub: group refused initial offsets; they apply when it joins",
 			watermill.LogFields{"topic": spec.name, "group": group, "err": err.Error()})
 	}
 	return nil
@@ -393,6 +405,7 @@ func (s *Subscriber) newConsumer(spec topicSpec, group string) (*consumer, error
 		kgo.FetchMaxPartitionBytes(MaxMessageBytes),
 		kgo.FetchMaxBytes(MaxMessageBytes),
 		kgo.OnPartitionsAssigned(c.assigned),
+		kgo.AdjustFetchOffsetsFn(c.adjustOffsets),
 		kgo.OnPartitionsRevoked(c.revoked),
 		kgo.OnPartitionsLost(c.lost),
 		kgo.WithHooks(c),
@@ -444,6 +457,24 @@ func (c *consumer) assigned(_ context.Context, _ *kgo.Client, m map[string][]int
 		c.parts[p] = &window{committed: -1}
 	}
 	c.groupErr = nil
+}
+
+// adjustOffsets starts a partition that has no committed offset at the end
+// offset SubscribeInitialize read for it, when there is one, instead of the
+// end of the topic at the time of the join.
+func (c *consumer) adjustOffsets(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	c.s.mu.Lock()
+	start := c.s.starts[c.spec.name]
+	c.s.mu.Unlock()
+	for p, o := range offsets[c.spec.name] {
+		if o.EpochOffset().Offset >= 0 {
+			continue // committed
+		}
+		if at, ok := start[p]; ok {
+			offsets[c.spec.name][p] = kgo.NewOffset().At(at)
+		}
+	}
+	return offsets, nil
 }
 
 // revoked commits what was acked on the partitions taken away and forgets

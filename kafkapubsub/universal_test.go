@@ -67,11 +67,10 @@ func suiteConstructors(addr string) (tests.PubSubConstructor, tests.ConsumerGrou
 		}
 		return pub, sub
 	}
-	// The suite's tests run in parallel. A Kafka group that is active on
-	// one topic refuses the initial offsets SubscribeInitialize commits for
-	// another, so each test gets a group of its own (a test's subtests and
-	// its later constructors share it, which TestContinueAfterSubscribeClose
-	// needs).
+	// The suite's tests run in parallel; one group for all of them would
+	// rebalance at every Subscribe of every test. Each test gets a group of
+	// its own (a test's subtests and its later constructors share it, which
+	// TestContinueAfterSubscribeClose needs).
 	plain := func(t *testing.T) (message.Publisher, message.Subscriber) {
 		return build(t, "watermill-suite-"+suiteGroup(t.Name()))
 	}
