@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -38,6 +39,9 @@ type ctFuzz struct {
 	PM    *map[string][]int64 `json:"pm"`
 	Inner ctDefaults          `json:"inner"`
 	Outer *ctOuter            `json:"outer"`
+	When  *time.Time          `json:"when"`
+	Level ctLevel             `json:"level"`
+	Point *ctPoint            `json:"point"`
 }
 
 // FuzzUnmarshal checks that no input makes Unmarshal panic or fail with
@@ -52,6 +56,7 @@ func FuzzUnmarshal(f *testing.F) {
 		`{"m":{"a":[1,"b",null,true,{}]},"ms":{"k":"v"},"mt":{"k":{"type":"l","value":"v"}},"ll":[[1,2],[]]}`,
 		`{"inner":{"flag":null},"outer":{"items":[{}],"by_key":{"x":{}}},"pl":[],"pm":{"a":[1,2]}}`,
 		`{"unknown":{"deep":[[[{"x":"\ud83d\ude00"}]]]},"la":[NaN,Infinity,-0.0,1E-7]}`,
+		`{"when":"2024-05-06T07:08:09.5+02:00","level":"high","point":[1,2],"s":"\ud800"}`,
 	} {
 		f.Add([]byte(s))
 	}
