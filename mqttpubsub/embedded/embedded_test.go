@@ -25,7 +25,7 @@ func connect(url, user, password string) error {
 }
 
 func TestStartAndClose(t *testing.T) {
-	b, err := Start(context.Background(), Config{Listen: "127.0.0.1:0"})
+	b, err := Start(context.Background(), Config{Listen: "127.0.0.1:0", InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestStartAndClose(t *testing.T) {
 
 func TestCancelledContextClosesTheBroker(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	b, err := Start(ctx, Config{Listen: "127.0.0.1:0"})
+	b, err := Start(ctx, Config{Listen: "127.0.0.1:0", InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,21 +62,21 @@ func TestCancelledContextClosesTheBroker(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("broker still running after its context was cancelled")
 	}
-	if _, err := Start(ctx, Config{Listen: "127.0.0.1:0"}); err == nil {
+	if _, err := Start(ctx, Config{Listen: "127.0.0.1:0", InMemory: true}); err == nil {
 		t.Fatal("started with a cancelled context")
 	}
 }
 
 func TestListenErrors(t *testing.T) {
-	b, err := Start(context.Background(), Config{Listen: "127.0.0.1:0"})
+	b, err := Start(context.Background(), Config{Listen: "127.0.0.1:0", InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if _, err := Start(context.Background(), Config{Listen: b.Addr()}); err == nil || !strings.Contains(err.Error(), b.Addr()) {
+	if _, err := Start(context.Background(), Config{Listen: b.Addr(), InMemory: true}); err == nil || !strings.Contains(err.Error(), b.Addr()) {
 		t.Fatalf("second broker on %s: %v", b.Addr(), err)
 	}
-	if _, err := Start(context.Background(), Config{Listen: "no-port"}); err == nil || !strings.Contains(err.Error(), "not host:port") {
+	if _, err := Start(context.Background(), Config{Listen: "no-port", InMemory: true}); err == nil || !strings.Contains(err.Error(), "not host:port") {
 		t.Fatalf("bad address: %v", err)
 	}
 }
@@ -87,7 +87,7 @@ func TestUsersFileAuthentication(t *testing.T) {
 	if err := os.WriteFile(users, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b, err := Start(context.Background(), Config{Listen: "127.0.0.1:0", UsersFile: users})
+	b, err := Start(context.Background(), Config{Listen: "127.0.0.1:0", UsersFile: users, InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}

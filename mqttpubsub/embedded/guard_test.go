@@ -15,7 +15,7 @@ import (
 // persistent session disconnects and resumes again and again, and checks
 // that the session got every message.
 func TestResumingSessionsLoseNoMessages(t *testing.T) {
-	b, err := Start(context.Background(), Config{Listen: "127.0.0.1:0"})
+	b, err := Start(context.Background(), Config{Listen: "127.0.0.1:0", InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
