@@ -43,11 +43,13 @@ t0=$(date +%s)
 start_broker mosquitto
 start_broker pulsar
 start_broker rabbitmq
+start_broker kafka
 log "preparing the TrustGraph Python environment"
 "$root/scripts/python-env.sh" >/dev/null
 eval "$("$root/scripts/pulsar.sh" env)"
 eval "$("$root/scripts/mosquitto.sh" env)"
 eval "$("$root/scripts/rabbitmq.sh" env)"
+eval "$("$root/scripts/kafka.sh" env)"
 export SWITCHYARD_REQUIRE_BROKERS=1
 log "brokers ready after $(( $(date +%s) - t0 ))s"
 
