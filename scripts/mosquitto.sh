@@ -134,12 +134,19 @@ write_config() {
     echo "log_type notice"
     echo "log_type information"
     echo "log_timestamp_format %Y-%m-%dT%H:%M:%S"
+    # Sessions and their queued messages survive a restart (saved on SIGTERM,
+    # and every autosave_interval seconds against a crash). Shared
+    # subscriptions do not: Mosquitto 2.0.11 has no setting that keeps them,
+    # so a group misses what is published before it subscribes again. The
+    # MQTT publisher's ReconnectGrace covers that window (see mqttpubsub).
     echo "persistence true"
     echo "persistence_location $data_dir/"
     echo "persistence_file mosquitto.db"
     echo "autosave_interval 30"
     # Clients ack each message only after it was handled, so many may be
     # unacknowledged at once; the default of 20 in flight would throttle them.
+    # It is no memory bound for the client: once the client acks, Mosquitto
+    # 2.0.11 sends well past it (the subscriber bounds itself, MaxUnacked).
     echo "max_inflight_messages 1000"
     # Never drop queued messages of a persistent session (the default keeps 1000).
     echo "max_queued_messages 0"
