@@ -18,17 +18,45 @@ type clientConfig struct {
 	backend  backend.Config
 }
 
+// errMemoryBackend explains why publish and tail refuse the memory backend.
+const errMemoryBackend = "the memory backend lives inside one process; publish and tail need a broker: " +
+	"use --pubsub-backend pulsar or mqtt (`switchyard broker` runs one)"
+
 // flags returns the flags that configure cfg: the log level and the backend.
 func (cfg *clientConfig) flags() []cli.Flag {
-	return append([]cli.Flag{processor.LogLevelFlag(&cfg.logLevel)}, backend.Flags(&cfg.backend)...)
+	flags := append([]cli.Flag{processor.LogLevelFlag(&cfg.logLevel)}, backend.Flags(&cfg.backend)...)
+	for _, f := range flags {
+		// Publish and tail reach a broker: the memory backend is no choice.
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "pubsub-backend" {
+			sf.Usage = "message broker backend: " + backend.Pulsar + " or " + backend.MQTT + " (any case)"
+		}
+	}
+	return flags
 }
 
-// connect validates cfg and connects to its backend, logging to the
-// command's error writer at the configured level.
-func connect(ctx context.Context, c *cli.Context, cfg *clientConfig) (router.Backend, error) {
-	if err := cfg.backend.Validate(); err != nil {
-		return nil, &processor.UsageError{Err: err}
+// validate checks the backend settings and normalises them. It is a usage
+// error to name the memory backend, which cannot carry messages between
+// processes.
+func (cfg *clientConfig) validate() error {
+	switch strings.ToLower(cfg.logLevel) {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		return processor.Usagef("--log-level %q is not one of debug, info, warn, error", cfg.logLevel)
 	}
+	if err := cfg.backend.Validate(); err != nil {
+		return &processor.UsageError{Err: err}
+	}
+	// After Validate, so that an explicit zero is reported, not defaulted.
+	cfg.backend.SetDefaults()
+	if cfg.backend.Name == backend.Memory {
+		return processor.Usagef("%s", errMemoryBackend)
+	}
+	return nil
+}
+
+// connect connects to the backend of cfg, which validate has checked,
+// logging to the command's error writer at the configured level.
+func connect(ctx context.Context, c *cli.Context, cfg *clientConfig) (router.Backend, error) {
 	cfg.backend.ClientName = "switchyard-" + c.Command.Name
 	cfg.backend.Debug = strings.EqualFold(cfg.logLevel, "debug")
 	return processor.Connect(ctx, cfg.backend, processor.NewLogger(c.App.ErrWriter, cfg.logLevel))

@@ -14,11 +14,12 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/urfave/cli/v2"
 
+	"github.com/switchyard-go/switchyard/backend"
 	"github.com/switchyard-go/switchyard/processor"
 	"github.com/switchyard-go/switchyard/router"
 )
 
-func tailCommand() *cli.Command {
+func tailCommand(secrets *[]string) *cli.Command {
 	var cfg clientConfig
 	var topic, subscription, position string
 	var count int
@@ -30,12 +31,13 @@ func tailCommand() *cli.Command {
 		Description: "Each line is {\"uuid\":...,\"properties\":{...},\"payload\":<the JSON payload>}. A payload that is not JSON\n" +
 			"is written as a string, base64-encoded with \"payload_encoding\":\"base64\" if it is not UTF-8.\n" +
 			"Without --subscription, tail reads through a subscription of its own and sees every message;\n" +
-			"with it, tail joins that (durable) subscription and competes with its other consumers.",
+			"with it, tail joins that (durable) subscription and competes with its other consumers.\n" +
+			"SIGINT or SIGTERM ends tail with status 0, or with 130 or 143 if --count messages had not arrived.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "topic", Aliases: []string{"t"}, Usage: "queue to read, in any accepted form (required)", Destination: &topic},
 			&cli.StringFlag{Name: "subscription", Aliases: []string{"s"}, Usage: "subscription name to join (default: a private one)", Destination: &subscription},
 			&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: "exit after this many messages (0: run until interrupted)", Destination: &count},
-			&cli.StringFlag{Name: "initial-position", Value: string(router.PositionLatest), Usage: "where a new subscription starts: earliest or latest", Destination: &position},
+			&cli.StringFlag{Name: "initial-position", Value: string(router.PositionLatest), Usage: "where a new subscription starts: earliest or latest (Pulsar; MQTT keeps no history)", Destination: &position},
 			&cli.DurationFlag{Name: "timeout", Usage: "fail if --count messages have not arrived within this time (0: no limit)", Destination: &timeout},
 		}, cfg.flags()...),
 		Action: func(c *cli.Context) error {
@@ -50,12 +52,23 @@ func tailCommand() *cli.Command {
 			if count < 0 {
 				return processor.Usagef("--count must not be negative, got %d", count)
 			}
-			backend, err := connect(c.Context, c, &cfg)
+			if c.NArg() > 0 {
+				return processor.Usagef("unexpected argument %q", c.Args().First())
+			}
+			if err := cfg.validate(); err != nil {
+				return err
+			}
+			*secrets = append(*secrets, cfg.backend.Secrets()...)
+			if cfg.backend.Name == backend.MQTT && c.IsSet("initial-position") {
+				fmt.Fprintln(c.App.ErrWriter, "tail: --initial-position has no effect on MQTT, which keeps no history: "+
+					"a new subscription starts with the next message published")
+			}
+			b, err := connect(c.Context, c, &cfg)
 			if err != nil {
 				return err
 			}
-			defer backend.Close()
-			sub, err := backend.NewSubscriber(router.SubscribeOptions{
+			defer b.Close()
+			sub, err := b.NewSubscriber(router.SubscribeOptions{
 				Subscription: subscription, Exclusive: subscription == "", InitialPosition: pos,
 			})
 			if err != nil {
@@ -98,6 +111,12 @@ func tailCommand() *cli.Command {
 			}
 			if timeout > 0 && ctx.Err() != nil && c.Context.Err() == nil {
 				return fmt.Errorf("timed out after %s with %d of %d messages", timeout, seen, count)
+			}
+			if sig := stoppedBy(c.Context); sig != nil && count > 0 {
+				// Stopped before --count messages arrived: say so in the
+				// exit status. Without --count a signal is the normal end.
+				fmt.Fprintf(c.App.ErrWriter, "tail: %d of %d messages; %s\n", seen, count, sig)
+				return &reportedError{err: sig}
 			}
 			return nil
 		},
