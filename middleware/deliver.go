@@ -157,7 +157,7 @@ func Deliver(cfg DeliveryConfig) (message.HandlerMiddleware, error) {
 			c.inFlight.Add(1)
 			defer c.inFlight.Add(-1)
 
-			ctx := context.WithValue(msg.Context(), drainKey{}, cfg.Drain)
+			ctx := context.WithValue(msg.Context(), deliveryKey{}, &delivery{msg: msg, drain: cfg.Drain, attempt: attempt})
 			if cfg.Stop != nil {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithCancel(ctx)
@@ -262,15 +262,46 @@ type InputError struct {
 // Error implements error.
 func (e *InputError) Error() string { return "malformed message: " + e.Reason }
 
-type drainKey struct{}
+type deliveryKey struct{}
+
+// delivery is what a handler's context knows of the message it handles.
+type delivery struct {
+	msg     *message.Message
+	drain   <-chan struct{}
+	attempt int
+}
 
 // Draining returns a channel that is closed when the processor handling the
 // message of ctx starts to stop. A long handler may watch it to finish early;
 // its context is cancelled only when the drain timeout passes. The channel
 // is nil (never closed) outside a router.
 func Draining(ctx context.Context) <-chan struct{} {
-	ch, _ := ctx.Value(drainKey{}).(<-chan struct{})
-	return ch
+	if d, ok := ctx.Value(deliveryKey{}).(*delivery); ok {
+		return d.drain
+	}
+	return nil
+}
+
+// MessageInfo describes the message a handler is handling.
+type MessageInfo struct {
+	// UUID is the message's unique id as the adapter gave it.
+	UUID string
+	// ID is its `id` property, the request/response correlation id.
+	ID string
+	// Attempt is its delivery attempt, 1 on the first delivery.
+	Attempt int
+	// Properties are its properties (message metadata). Read them only.
+	Properties map[string]string
+}
+
+// Message returns what is known of the message a handler's ctx belongs to;
+// ok is false outside a router.
+func Message(ctx context.Context) (info MessageInfo, ok bool) {
+	d, ok := ctx.Value(deliveryKey{}).(*delivery)
+	if !ok {
+		return MessageInfo{}, false
+	}
+	return MessageInfo{UUID: d.msg.UUID, ID: d.msg.Metadata.Get(IDProperty), Attempt: d.attempt, Properties: d.msg.Metadata}, true
 }
 
 func draining(ch <-chan struct{}) bool {

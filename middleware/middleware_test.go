@@ -649,3 +649,22 @@ func TestSnapshotAdd(t *testing.T) {
 		t.Fatalf("Add: %+v", got)
 	}
 }
+
+func TestHandlersSeeTheirMessage(t *testing.T) {
+	var got MessageInfo
+	fn, _ := chain(t, func(ctx context.Context, g *greeting) (*schema.TextCompletionResponse, error) {
+		got, _ = Message(ctx)
+		return ok(ctx, g)
+	}, &recordingPublisher{}, nil, nil)
+	in := attemptMsg(`{}`, "req-9", 2)
+	in.Metadata.Set("tenant", "acme")
+	if _, err := fn(in); err != nil {
+		t.Fatal(err)
+	}
+	if got.UUID != in.UUID || got.ID != "req-9" || got.Attempt != 2 || got.Properties["tenant"] != "acme" {
+		t.Fatalf("handler saw %+v", got)
+	}
+	if _, ok := Message(context.Background()); ok {
+		t.Fatal("a context outside a router has a message")
+	}
+}

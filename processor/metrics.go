@@ -81,7 +81,7 @@ func (m *metrics) Published(_, topic string, _ int, took time.Duration, err erro
 
 var (
 	descProcessing = prometheus.NewDesc("tg_consumer_processing_total",
-		"Inputs handled, by outcome: ok (outputs confirmed, input acked), error (nacked for redelivery), poison (moved to the poison queue).",
+		"Inputs handled, by outcome: ok (outputs confirmed, input acked) or error (a failed delivery: nacked, answered with an error or poisoned).",
 		[]string{"processor", "consumer", "status"}, nil)
 	descRateLimit = prometheus.NewDesc("tg_consumer_rate_limit_total",
 		"Inputs nacked after a downstream service said too many requests.", []string{"processor", "consumer"}, nil)
@@ -97,6 +97,10 @@ var (
 		"In-process retries of failed handler calls.", []string{"processor", "consumer"}, nil)
 	descPanics = prometheus.NewDesc("switchyard_consumer_panics_total",
 		"Handler panics (each also counts as an error).", []string{"processor", "consumer"}, nil)
+	descPoisoned = prometheus.NewDesc("switchyard_consumer_poisoned_total",
+		"Inputs moved to the poison queue.", []string{"processor", "consumer"}, nil)
+	descErrorResponses = prometheus.NewDesc("switchyard_consumer_error_responses_total",
+		"Inputs answered with an error response.", []string{"processor", "consumer"}, nil)
 	descInFlight = prometheus.NewDesc("switchyard_consumer_in_flight",
 		"Inputs being handled now.", []string{"processor", "consumer"}, nil)
 	descConnected = prometheus.NewDesc("switchyard_backend_connected",
@@ -113,7 +117,7 @@ type routerCollector struct {
 // Describe implements prometheus.Collector.
 func (c *routerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descProcessing, descRateLimit, descState, descProduced, descReceived,
-		descRedelivered, descRetries, descPanics, descInFlight, descConnected} {
+		descRedelivered, descRetries, descPanics, descPoisoned, descErrorResponses, descInFlight, descConnected} {
 		ch <- d
 	}
 }
@@ -135,12 +139,13 @@ func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
 		in := h.Input.String()
 		counter(descProcessing, s.OK, c.id, in, "ok")
 		counter(descProcessing, s.Errors, c.id, in, "error")
-		counter(descProcessing, s.Poisoned, c.id, in, "poison")
 		counter(descRateLimit, s.RateLimited, c.id, in)
 		counter(descReceived, s.Received, c.id, in)
 		counter(descRedelivered, s.Redelivered, c.id, in)
 		counter(descRetries, s.Retries, c.id, in)
 		counter(descPanics, s.Panics, c.id, in)
+		counter(descPoisoned, s.Poisoned, c.id, in)
+		counter(descErrorResponses, s.ErrorResponses, c.id, in)
 		ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(s.InFlight), c.id, in)
 		if h.Output != nil {
 			counter(descProduced, s.Published, c.id, h.Output.String())

@@ -103,7 +103,7 @@ func TestBadValuesExitTwoWithOneLine(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{[]string{"--pubsub-backend", "kafka"}, nil, `--pubsub-backend "kafka" is not one of pulsar, mqtt, memory`},
+		{[]string{"--pubsub-backend", "zeromq"}, nil, `--pubsub-backend "zeromq" is not one of pulsar, mqtt,`},
 		{nil, map[string]string{"PUBSUB_BACKEND": "rabbit"}, `environment variable PUBSUB_BACKEND "rabbit" is not one of`},
 		{[]string{"--pubsub-backend", "mqtt", "--mqtt-port", "70000"}, nil, "--mqtt-port must be between 1 and 65535, got 70000"},
 		{[]string{"--pubsub-backend", "mqtt", "--mqtt-port", "-1"}, nil, "--mqtt-port must be between 1 and 65535, got -1"},
