@@ -488,6 +488,12 @@ func (s *session) republish(el *list.Element) bool {
 	pause := 100 * time.Millisecond
 	for failures := 0; ; failures++ {
 		pub, err := s.nackPublisher()
+		if err == nil && !s.subscribed() {
+			// After a broker restart the copy would reach no subscription
+			// of the group (Mosquitto forgets shared subscriptions) and be
+			// dropped: wait until this session has subscribed again.
+			err = errors.New("the subscription is not renewed yet")
+		}
 		if err == nil {
 			err = pub.publish(s.dest.topic.String(), s.dest, [][]byte{data}, func(int) string { return uuid })
 		}
@@ -514,6 +520,14 @@ func (s *session) republish(el *list.Element) bool {
 	}
 }
 
+// subscribed reports whether the broker confirmed the subscription on the
+// current connection.
+func (s *session) subscribed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.link.up && s.sub.up
+}
+
 // nackPublisher returns the publisher of redelivery copies, connecting it
 // on first use. It has a connection of its own: the session's connection
 // may be waiting for a free place in the window, and would not read the
@@ -532,7 +546,6 @@ func (s *session) nackPublisher() (*Publisher, error) {
 	pub, err := NewPublisher(PublisherConfig{
 		ConnectionConfig: s.conn,
 		ClientID:         s.clientID + ":nack:" + watermill.NewShortUUID(),
-		ReconnectGrace:   -1,
 	}, s.logger)
 	if err != nil {
 		return nil, err
@@ -546,12 +559,14 @@ func (s *session) nackPublisher() (*Publisher, error) {
 func (s *session) close() {
 	s.stopping.Store(true)
 	close(s.stop)
-	s.wg.Wait()
+	// Closing the copies' publisher ends a copy waiting for the connection;
+	// its original stays unacknowledged and comes again from the broker.
 	s.nackMu.Lock()
 	if s.nackPub != nil {
 		_ = s.nackPub.Close()
 	}
 	s.nackMu.Unlock()
+	s.wg.Wait()
 	s.client.Disconnect(uint(s.conn.DisconnectTimeout / time.Millisecond))
 	s.logger.Debug("MQTT subscription disconnected", nil)
 }
