@@ -178,4 +178,3 @@ func TestDefaultDataDir(t *testing.T) {
 		t.Fatalf("in-memory DataDir() = %q", m.DataDir())
 	}
 }
-
