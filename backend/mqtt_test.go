@@ -16,6 +16,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/urfave/cli/v2"
 
+	"github.com/switchyard-go/switchyard/internal/brokertest"
 	"github.com/switchyard-go/switchyard/middleware"
 	"github.com/switchyard-go/switchyard/mqttpubsub"
 	"github.com/switchyard-go/switchyard/mqttpubsub/embedded"
@@ -223,4 +224,83 @@ type ask struct {
 
 type answer struct {
 	A string `json:"a"`
+}
+
+// A message poisoned while no operator watches is kept on Mosquitto for the
+// "poison" subscription and can be read after the processor is gone.
+func TestMQTTPoisonQueueKeepsMessagesForLater(t *testing.T) {
+	host, port, err := net.SplitHostPort(brokertest.Env(t, "SWITCHYARD_MQTT_ADDR"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica := "poison-" + watermill.NewShortUUID()
+	cfg := Config{Name: MQTT, ClientName: "poison-test", MQTT: MQTTSettings{Host: host, Port: mustPort(t, port), ClientID: replica, NackDelay: 50 * time.Millisecond}}
+	b, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := "poison" + strings.ToLower(watermill.NewShortUUID())
+	in := schema.Topic{QoS: schema.QoS1, Tenant: "tg", Namespace: ns, Queue: "in"}
+	r, err := router.New(router.Config{ID: "poisoner"}, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := router.Consume(r, "reject", in, func(context.Context, *ask) error {
+		return middleware.Permanent(errors.New("rejected on purpose"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- r.Run(ctx) }()
+	<-r.Running()
+	if err := b.Publisher().Publish(in.String(), message.NewMessage(watermill.NewUUID(), []byte(`{"q":"bad"}`))); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Stats()["reject"].Poisoned == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not poisoned: %+v", r.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-runErr; err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Close()
+
+	// Later, an operator on the same host reads the poison queue.
+	b2, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	sub, err := b2.NewSubscriber(router.SubscribeOptions{Subscription: router.PoisonSubscription})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ch, err := sub.Subscribe(context.Background(), router.PoisonTopic(in).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-ch:
+		m.Ack()
+		if string(m.Payload) != `{"q":"bad"}` || m.Metadata.Get(middleware.PoisonReasonKey) != "rejected on purpose" {
+			t.Fatalf("poison message %s %v", m.Payload, m.Metadata)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the poison message was not kept")
+	}
+}
+
+func mustPort(t *testing.T, s string) int {
+	t.Helper()
+	p, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

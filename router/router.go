@@ -316,6 +316,11 @@ func (r *Router) Run(ctx context.Context) error {
 	}()
 
 	for _, h := range handlers {
+		if err := r.keepPoison(h); err != nil {
+			return err
+		}
+	}
+	for _, h := range handlers {
 		h.observer = observer
 		policy := middleware.Policy{
 			Delivery: middleware.DeliveryConfig{
@@ -423,6 +428,32 @@ func (r *Router) Run(ctx context.Context) error {
 		return fmt.Errorf("router: closing: %w", closeErr)
 	}
 	r.logger.Info("Router drained", watermill.LogFields{"took": time.Since(start).String()})
+	return nil
+}
+
+// PoisonSubscription is the durable subscription the router creates on every
+// poison queue it may write to, so that poisoned messages are kept until an
+// operator reads them (switchyard tail --subscription poison) even on
+// brokers that keep nothing for a topic without subscribers.
+const PoisonSubscription = "poison"
+
+// keepPoison makes sure the poison queue of h keeps what is written to it.
+func (r *Router) keepPoison(h *registration) error {
+	topic := r.poisonTopic(h).String()
+	sub, err := r.backend.NewSubscriber(SubscribeOptions{Subscription: PoisonSubscription})
+	if err != nil {
+		return fmt.Errorf("handler %q: creating the subscription %q on poison queue %s: %w", h.name, PoisonSubscription, topic, err)
+	}
+	defer func() {
+		if err := sub.Close(); err != nil {
+			r.logger.Error("Closing the poison queue subscriber failed", err, nil)
+		}
+	}()
+	if init, ok := sub.(message.SubscribeInitializer); ok {
+		if err := init.SubscribeInitialize(topic); err != nil {
+			return fmt.Errorf("handler %q: creating the subscription %q on poison queue %s: %w", h.name, PoisonSubscription, topic, err)
+		}
+	}
 	return nil
 }
 
