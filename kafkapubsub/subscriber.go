@@ -42,7 +42,7 @@ type Subscriber struct {
 	// for a group that had no committed offsets there: where the group
 	// starts if it still has none when it joins (see adjustOffsets).
 	starts map[string]map[int32]int64
-	wg        sync.WaitGroup       // Subscribe goroutines
+	wg     sync.WaitGroup // Subscribe goroutines
 }
 
 var (
