@@ -93,16 +93,16 @@
 // # Batches and crashes
 //
 // Messages published together (by one Publish call, or by concurrent ones)
-// may travel in one batch. Batch index acknowledgment is on by default
-// (SubscriberConfig.DisableBatchIndexAcknowledgment turns it off): the
-// messages of a batch are acked one by one, so a nack, or a consumer that
-// dies, makes the broker deliver again only the messages of the batch that
-// were not acked. It needs acknowledgmentAtBatchIndexLevelEnabled=true on the
-// broker (scripts/pulsar.sh sets it); without it, or with it disabled here, a
-// batch is acknowledged only when all its messages were, and the whole batch
-// comes again, the messages already acked included. Acks are grouped for up
-// to 100ms before they are sent (unless AckWithResponse), so a consumer
-// killed with SIGKILL also gets again what it acked in its last 100ms.
+// may travel in one batch. The broker acknowledges a batch as a whole: a nack
+// of one of its messages, or a consumer that dies, makes the broker deliver
+// the whole batch again, the messages already acked included.
+// SubscriberConfig.EnableBatchIndexAcknowledgment (with
+// acknowledgmentAtBatchIndexLevelEnabled=true on the broker) acks messages of
+// a batch one by one instead; it is off by default because, against Pulsar
+// 4.0.8, it sometimes left messages undelivered after a consumer was killed
+// (see its documentation). Acks are grouped for up to 100ms before they are
+// sent (unless AckWithResponse), so a consumer killed with SIGKILL also gets
+// again what it acked in its last 100ms.
 // Delivery is at least once in any case; PublisherConfig.DisableBatching
 // avoids the repeats of a batch.
 //

@@ -194,7 +194,7 @@ func TestNackInABatch(t *testing.T) {
 			// No timer flush: the Publish call below is one batch.
 			pub := newPublisher(t, pulsarpubsub.PublisherConfig{BatchingMaxPublishDelay: time.Hour})
 			sub := newSubscriber(t, pulsarpubsub.SubscriberConfig{
-				NackRedeliveryDelay: 200 * time.Millisecond, DisableBatchIndexAcknowledgment: !indexAck,
+				NackRedeliveryDelay: 200 * time.Millisecond, EnableBatchIndexAcknowledgment: indexAck,
 			})
 			ch := subscribe(t, sub, queue)
 			msgs := newMessages(3, "b")

@@ -296,7 +296,7 @@ func (s *Subscriber) consumerOptions(topic string) (pulsar.ConsumerOptions, erro
 		Name:                c.ConsumerName,
 		AckWithResponse:     c.AckWithResponse,
 
-		EnableBatchIndexAcknowledgment: !c.DisableBatchIndexAcknowledgment,
+		EnableBatchIndexAcknowledgment: c.EnableBatchIndexAcknowledgment,
 		BackOffPolicyFunc:              newBackoffFunc(c.ReconnectMaxBackoff),
 	}
 	if strings.HasPrefix(topic, "non-persistent://") {
