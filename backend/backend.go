@@ -15,6 +15,7 @@ const (
 	Pulsar   = "pulsar"
 	MQTT     = "mqtt"
 	RabbitMQ = "rabbitmq"
+	Kafka    = "kafka"
 	Memory   = "memory"
 )
 
@@ -22,7 +23,7 @@ const (
 const DefaultName = Pulsar
 
 // Names lists every backend name in the order --help shows them.
-func Names() []string { return []string{Pulsar, MQTT, RabbitMQ, Memory} }
+func Names() []string { return []string{Pulsar, MQTT, RabbitMQ, Kafka, Memory} }
 
 // Config selects a backend and says how to reach it.
 type Config struct {
@@ -39,6 +40,8 @@ type Config struct {
 	MQTT MQTTSettings
 	// RabbitMQ configures the rabbitmq backend.
 	RabbitMQ RabbitMQSettings
+	// Kafka configures the kafka backend.
+	Kafka KafkaSettings
 }
 
 // SetDefaults normalises the name and fills empty fields with defaults.
@@ -63,6 +66,8 @@ func (c Config) Validate() error {
 		return c.MQTT.validate()
 	case RabbitMQ:
 		return c.RabbitMQ.validate()
+	case Kafka:
+		return c.Kafka.validate()
 	case Memory:
 		return nil
 	default:
@@ -73,7 +78,7 @@ func (c Config) Validate() error {
 // Secrets returns the configured secrets, for redacting them from any text
 // that might quote them.
 func (c Config) Secrets() []string {
-	return append([]string{c.Pulsar.Token, c.MQTT.Password, c.RabbitMQ.Password}, c.MQTT.fileSecrets()...)
+	return append([]string{c.Pulsar.Token, c.MQTT.Password, c.RabbitMQ.Password, c.Kafka.SASLPassword}, c.MQTT.fileSecrets()...)
 }
 
 // Address returns the broker address the configuration points at, with no
@@ -86,6 +91,11 @@ func (c Config) Address() string {
 		return s.brokerURL()
 	case RabbitMQ:
 		return c.RabbitMQ.address()
+	case Kafka:
+		if c.Kafka.BootstrapServers == "" {
+			return "kafka://" + DefaultKafkaBootstrapServers
+		}
+		return "kafka://" + c.Kafka.BootstrapServers
 	case Memory:
 		return "in-process"
 	default:
@@ -114,6 +124,8 @@ func New(ctx context.Context, cfg Config, logger watermill.LoggerAdapter) (route
 		return newPulsarBackend(ctx, cfg, logger)
 	case RabbitMQ:
 		return newRabbitMQBackend(ctx, cfg, logger)
+	case Kafka:
+		return newKafkaBackend(ctx, cfg, logger)
 	default:
 		return newMQTTBackend(ctx, cfg, logger)
 	}

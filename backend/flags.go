@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/switchyard-go/switchyard/kafkapubsub"
 	"github.com/switchyard-go/switchyard/mqttpubsub"
 	"github.com/switchyard-go/switchyard/pulsarpubsub"
 	"github.com/switchyard-go/switchyard/rabbitmqpubsub"
@@ -23,7 +24,8 @@ func Flags(cfg *Config) []cli.Flag {
 	}
 	flags = append(flags, pulsarFlags(&cfg.Pulsar)...)
 	flags = append(flags, mqttFlags(&cfg.MQTT)...)
-	return append(flags, rabbitmqFlags(&cfg.RabbitMQ)...)
+	flags = append(flags, rabbitmqFlags(&cfg.RabbitMQ)...)
+	return append(flags, kafkaFlags(&cfg.Kafka)...)
 }
 
 func pulsarFlags(s *PulsarSettings) []cli.Flag {
@@ -80,5 +82,24 @@ func rabbitmqFlags(s *RabbitMQSettings) []cli.Flag {
 		&cli.DurationFlag{Name: "rabbitmq-connect-timeout", EnvVars: []string{"RABBITMQ_CONNECT_TIMEOUT"}, Value: rabbitmqpubsub.DefaultConnectTimeout, Usage: "bound on one connection attempt", Destination: &s.ConnectTimeout, Category: cat},
 		&cli.IntFlag{Name: "rabbitmq-prefetch", EnvVars: []string{"RABBITMQ_PREFETCH"}, Value: rabbitmqpubsub.DefaultPrefetch, Usage: "unacknowledged messages sent ahead to each consumer", Destination: &s.Prefetch, Category: cat},
 		&cli.DurationFlag{Name: "rabbitmq-nack-delay", EnvVars: []string{"RABBITMQ_NACK_DELAY"}, Value: rabbitmqpubsub.DefaultNackDelay, Usage: "delay before a failed message is queued again", Destination: &s.NackDelay, Category: cat},
+	}
+}
+
+// kafkaFlags are named as TrustGraph names them, plus the password file, TLS
+// and tuning options.
+func kafkaFlags(s *KafkaSettings) []cli.Flag {
+	const cat = "Kafka"
+	return []cli.Flag{
+		&cli.StringFlag{Name: "kafka-bootstrap-servers", EnvVars: []string{"KAFKA_BOOTSTRAP_SERVERS"}, Value: DefaultKafkaBootstrapServers, Usage: "comma-separated host:port seed brokers", Destination: &s.BootstrapServers, Category: cat},
+		&cli.StringFlag{Name: "kafka-security-protocol", EnvVars: []string{"KAFKA_SECURITY_PROTOCOL"}, Value: kafkapubsub.DefaultSecurityProtocol, Usage: "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", Destination: &s.SecurityProtocol, Category: cat},
+		&cli.StringFlag{Name: "kafka-sasl-mechanism", EnvVars: []string{"KAFKA_SASL_MECHANISM"}, Usage: "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with a SASL protocol)", Destination: &s.SASLMechanism, Category: cat},
+		&cli.StringFlag{Name: "kafka-sasl-username", EnvVars: []string{"KAFKA_SASL_USERNAME"}, Usage: "SASL user", Destination: &s.SASLUsername, Category: cat},
+		&cli.StringFlag{Name: "kafka-sasl-password", EnvVars: []string{"KAFKA_SASL_PASSWORD"}, Usage: "SASL password", Destination: &s.SASLPassword, Category: cat},
+		&cli.StringFlag{Name: "kafka-sasl-password-file", EnvVars: []string{"KAFKA_SASL_PASSWORD_FILE"}, Usage: "file holding the SASL password (read at every connection)", Destination: &s.SASLPasswordFile, Category: cat},
+		&cli.StringFlag{Name: "kafka-tls-ca-file", EnvVars: []string{"KAFKA_TLS_CA_FILE"}, Usage: "PEM file of the CAs of the brokers' certificates (SSL, SASL_SSL)", Destination: &s.TLSCAFile, Category: cat},
+		&cli.StringFlag{Name: "kafka-tls-cert-file", EnvVars: []string{"KAFKA_TLS_CERT_FILE"}, Usage: "PEM client certificate for mutual TLS", Destination: &s.TLSCertFile, Category: cat},
+		&cli.StringFlag{Name: "kafka-tls-key-file", EnvVars: []string{"KAFKA_TLS_KEY_FILE"}, Usage: "PEM key of the client certificate", Destination: &s.TLSKeyFile, Category: cat},
+		&cli.DurationFlag{Name: "kafka-request-timeout", EnvVars: []string{"KAFKA_REQUEST_TIMEOUT"}, Value: kafkapubsub.DefaultRequestTimeout, Usage: "bound on each request and on a produce being confirmed", Destination: &s.RequestTimeout, Category: cat},
+		&cli.DurationFlag{Name: "kafka-nack-delay", EnvVars: []string{"KAFKA_NACK_DELAY"}, Value: kafkapubsub.DefaultNackDelay, Usage: "delay before a failed message is published again", Destination: &s.NackDelay, Category: cat},
 	}
 }

@@ -34,16 +34,22 @@ func rabbitmqConfig(t *testing.T) Config {
 // A processor on RabbitMQ answers a TrustGraph-style request/response pair,
 // and its response queue is a subscription of the client's own.
 func TestRabbitMQBackendRunsAProcessor(t *testing.T) {
-	cfg := rabbitmqConfig(t)
+	roundTrip(t, rabbitmqConfig(t), RabbitMQ)
+}
+
+// roundTrip runs a request/response processor on the backend cfg names and
+// checks one answer and the backend's health.
+func roundTrip(t *testing.T, cfg Config, name string) {
+	t.Helper()
 	b, err := New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if b.Name() != RabbitMQ {
+	if b.Name() != name {
 		t.Fatalf("name %q", b.Name())
 	}
-	q := "rmq-" + strings.ToLower(watermill.NewShortUUID())
+	q := "rt-" + strings.ToLower(watermill.NewShortUUID())
 	in, _ := schema.ParseTopic("request:tg:" + q)
 	out, _ := schema.ParseTopic("response:tg:" + q)
 

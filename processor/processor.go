@@ -271,6 +271,10 @@ func connectLimit(cfg backend.Config) time.Duration {
 		if cfg.RabbitMQ.ConnectTimeout > 0 {
 			return cfg.RabbitMQ.ConnectTimeout
 		}
+	case backend.Kafka:
+		if cfg.Kafka.RequestTimeout > 0 {
+			return cfg.Kafka.RequestTimeout
+		}
 	}
 	return 30 * time.Second
 }
