@@ -30,6 +30,9 @@ var cliBackends = []struct {
 		}
 		addr := l.Addr().String()
 		l.Close()
+		// The broker keeps its data under the user's cache directory: give
+		// it one of its own, so that no other broker holds its lock.
+		t.Setenv("XDG_CACHE_HOME", t.TempDir())
 		broker := start(t, nil, "switchyard", "broker", "--listen", addr)
 		waitListening(t, addr, broker)
 		t.Cleanup(broker.stop)

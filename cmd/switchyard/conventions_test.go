@@ -428,6 +428,9 @@ func (p *cliProc) wait(t *testing.T) int {
 func embeddedBroker(t *testing.T) []string {
 	t.Helper()
 	clearBackendEnv(t)
+	// The broker keeps its data under the user's cache directory: give it
+	// one of its own, so that no other broker holds its lock.
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	addr, stop := startBrokerCommand(t)
 	t.Cleanup(func() { stop() })
 	host, port, err := net.SplitHostPort(addr)
