@@ -60,6 +60,9 @@ func mqttFlags(s *MQTTSettings) []cli.Flag {
 		&cli.StringFlag{Name: "mqtt-payload-mode", EnvVars: []string{"MQTT_PAYLOAD_MODE"}, Value: string(mqttpubsub.PayloadEnvelope), Usage: "envelope (message id and properties travel in a JSON envelope) or raw (the payload alone, for plain MQTT devices; properties are lost)", Destination: &s.PayloadMode, Category: cat},
 		&cli.StringFlag{Name: "mqtt-client-id", EnvVars: []string{"MQTT_CLIENT_ID"}, Usage: "name of this replica in its MQTT client ids (default: the host name); replicas of one processor on one host need different ones", Destination: &s.ClientID, Category: cat},
 		&cli.DurationFlag{Name: "mqtt-nack-delay", EnvVars: []string{"MQTT_NACK_DELAY"}, Value: mqttpubsub.DefaultNackDelay, Usage: "how long a failed message waits before it is handled again", Destination: &s.NackDelay, Category: cat},
+		&cli.IntFlag{Name: "mqtt-max-unacked", EnvVars: []string{"MQTT_MAX_UNACKED"}, Value: mqttpubsub.DefaultMaxUnacked, Usage: "messages a subscriber holds unacked; when full, the broker waits", Destination: &s.MaxUnacked, Category: cat},
+		&cli.IntFlag{Name: "mqtt-max-packet-size", EnvVars: []string{"MQTT_MAX_PACKET_SIZE"}, Value: mqttpubsub.DefaultMaxPacketSize, Usage: "the broker's largest packet; a bigger message is refused at once", Destination: &s.MaxPacketSize, Category: cat},
+		&cli.DurationFlag{Name: "mqtt-reconnect-grace", EnvVars: []string{"MQTT_RECONNECT_GRACE"}, Value: mqttpubsub.DefaultReconnectGrace, Usage: "pause before publishing after a reconnection, so subscribers are back first", Destination: &s.ReconnectGrace, Category: cat},
 	}
 }
 

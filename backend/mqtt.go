@@ -37,6 +37,17 @@ type MQTTSettings struct {
 	// NackDelay is how long a failed message waits before it is handled
 	// again. Default mqttpubsub.DefaultNackDelay.
 	NackDelay time.Duration
+	// MaxUnacked bounds the messages a subscriber holds unacked; when it is
+	// full the broker is made to wait. Default mqttpubsub.DefaultMaxUnacked.
+	MaxUnacked int
+	// MaxPacketSize is the largest packet the broker accepts; a bigger
+	// message is a permanent publish error. Default
+	// mqttpubsub.DefaultMaxPacketSize.
+	MaxPacketSize int
+	// ReconnectGrace is how long publishing waits after a reconnection, so
+	// that subscribers are back first. Default
+	// mqttpubsub.DefaultReconnectGrace.
+	ReconnectGrace time.Duration
 }
 
 // Defaults of the MQTT settings that the adapter does not define.
@@ -75,6 +86,15 @@ func (s MQTTSettings) validate() error {
 	}
 	if s.NackDelay < 0 {
 		return fmt.Errorf("--mqtt-nack-delay must not be negative, got %s", s.NackDelay)
+	}
+	if s.MaxUnacked < 0 {
+		return fmt.Errorf("--mqtt-max-unacked must be at least 1, got %d", s.MaxUnacked)
+	}
+	if s.MaxPacketSize < 0 || s.MaxPacketSize > mqttpubsub.DefaultMaxPacketSize {
+		return fmt.Errorf("--mqtt-max-packet-size must be between 1 and %d, got %d", mqttpubsub.DefaultMaxPacketSize, s.MaxPacketSize)
+	}
+	if s.ReconnectGrace < 0 {
+		return fmt.Errorf("--mqtt-reconnect-grace must not be negative, got %s", s.ReconnectGrace)
 	}
 	switch mqttpubsub.PayloadMode(strings.ToLower(s.PayloadMode)) {
 	case "", mqttpubsub.PayloadEnvelope, mqttpubsub.PayloadRaw:
@@ -139,6 +159,8 @@ func newMQTTBackend(_ context.Context, cfg Config, logger watermill.LoggerAdapte
 		ConnectionConfig: s.connection(),
 		ClientID:         clientID + "-pub-" + watermill.NewShortUUID(),
 		PayloadMode:      mqttpubsub.PayloadMode(s.PayloadMode),
+		MaxPacketSize:    s.MaxPacketSize,
+		ReconnectGrace:   s.ReconnectGrace,
 	}, logger)
 	if err != nil {
 		return nil, err
@@ -164,6 +186,7 @@ func (b *mqttBackend) NewSubscriber(opts router.SubscribeOptions) (message.Subsc
 		PayloadMode:      mqttpubsub.PayloadMode(b.settings.PayloadMode),
 		NackDelay:        b.settings.NackDelay,
 		ClientID:         b.settings.ClientID,
+		MaxUnacked:       b.settings.MaxUnacked,
 	}
 	if opts.Exclusive || opts.Subscription == "" {
 		if cfg.ClientID == "" {
