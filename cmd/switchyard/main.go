@@ -130,6 +130,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return 0
 	}
+	// bench reads its token itself, and a command may fail before it has
+	// added its secrets: redact the secret variables' values too.
+	secrets = append(secrets, os.Getenv("PULSAR_API_KEY"), os.Getenv("MQTT_PASSWORD"))
 	var reported *reportedError
 	if !errors.As(err, &reported) {
 		fmt.Fprintf(stderr, "switchyard: %s\n", processor.Redact(processor.OneLine(err.Error()), secrets...))
