@@ -108,6 +108,15 @@ func TestContractStream(t *testing.T) {
 			e.send(in, req, id)
 		}
 
+		// A one-chunk stream first: the first output of a processor
+		// pays for one-off setup (a Pulsar producer, say); the contract
+		// is about a processor at work.
+		send("warm", 1, 0)
+		warm := receiveStream(t, replies, "warm", 1)
+		if emitted := emits.get("warm"); len(emitted) == 1 {
+			t.Logf("%s: first output of the processor: %s after its emission", e.target.name, warm[0].Sub(emitted[0]).Round(10*time.Microsecond))
+		}
+
 		const long = 5000
 		send("long", long, 0)
 		arrivals := receiveStream(t, replies, "long", long)
