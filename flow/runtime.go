@@ -47,6 +47,8 @@ type Config struct {
 	// Service, if set, answers configuration requests instead of a client
 	// on Requests/Responses.
 	Service ConfigService
+	// Observer, if set, observes every flow's router (metrics).
+	Observer router.Observer
 	// OnFlowStarted and OnFlowStopped, if set, are called after a flow's
 	// router is running and after it stopped.
 	OnFlowStarted, OnFlowStopped func(FlowInfo)
@@ -436,6 +438,9 @@ func (rt *Runtime) startFlow(ctx context.Context, k flowKey, def string) error {
 		if err := s.register(r, in, out, inst, opts); err != nil {
 			return err
 		}
+	}
+	if rt.cfg.Observer != nil {
+		r.Observe(rt.cfg.Observer)
 	}
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f := &running{def: def, inst: inst, router: r, cancel: cancel, done: make(chan error, 1)}

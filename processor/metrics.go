@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchyard-go/switchyard/middleware"
 	"github.com/switchyard-go/switchyard/router"
 )
 
@@ -33,15 +34,13 @@ type metrics struct {
 	reg      *prometheus.Registry
 	duration *prometheus.HistogramVec
 	publish  *prometheus.HistogramVec
-	inputs   map[string]string // handler name -> input queue
 	id       string
 }
 
-func newMetrics(id, version, backendName string, r *router.Router, health func() error) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry(), inputs: map[string]string{}, id: id}
-	for _, h := range r.Handlers() {
-		m.inputs[h.Name] = h.Input.String()
-	}
+// newMetrics registers the processor's metrics; routers returns the routers
+// whose counters are exported (one, or one per flow).
+func newMetrics(id, version, backendName string, routers func() []*router.Router, health func() error) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry(), id: id}
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "tg_consumer_request_duration_seconds",
 		Help:    "Time from taking an input to the end of its handling.",
@@ -60,7 +59,7 @@ func newMetrics(id, version, backendName string, r *router.Router, health func()
 	info.Set(1)
 	m.reg.MustRegister(
 		m.duration, m.publish, info,
-		&routerCollector{id: id, r: r, health: health},
+		&routerCollector{id: id, routers: routers, health: health},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -68,8 +67,8 @@ func newMetrics(id, version, backendName string, r *router.Router, health func()
 }
 
 // Handled implements router.Observer.
-func (m *metrics) Handled(handler string, took time.Duration) {
-	m.duration.WithLabelValues(m.id, m.inputs[handler]).Observe(took.Seconds())
+func (m *metrics) Handled(_, input string, took time.Duration) {
+	m.duration.WithLabelValues(m.id, input).Observe(took.Seconds())
 }
 
 // Published implements router.Observer.
@@ -109,9 +108,9 @@ var (
 
 // routerCollector reads the router's counters at scrape time.
 type routerCollector struct {
-	id     string
-	r      *router.Router
-	health func() error
+	id      string
+	routers func() []*router.Router
+	health  func() error
 }
 
 // Describe implements prometheus.Collector.
@@ -124,19 +123,41 @@ func (c *routerCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
-	stats := c.r.Stats()
-	running := false
-	select {
-	case <-c.r.Running():
-		running = true
-	default:
+	type series struct {
+		s       middleware.Snapshot
+		out     string
+		running bool
+	}
+	// A queue appears once even when a stopped flow and its restart both
+	// consumed it: their counts add up.
+	byInput := map[string]*series{}
+	for _, r := range c.routers() {
+		stats := r.Stats()
+		running := false
+		select {
+		case <-r.Running():
+			running = !r.Stopped()
+		default:
+		}
+		for _, h := range r.Handlers() {
+			in := h.Input.String()
+			cur := byInput[in]
+			if cur == nil {
+				cur = &series{}
+				byInput[in] = cur
+			}
+			cur.s = cur.s.Add(stats[h.Name])
+			cur.running = cur.running || running
+			if h.Output != nil {
+				cur.out = h.Output.String()
+			}
+		}
 	}
 	counter := func(d *prometheus.Desc, v int64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	for _, h := range c.r.Handlers() {
-		s := stats[h.Name]
-		in := h.Input.String()
+	for in, cur := range byInput {
+		s, running := cur.s, cur.running
 		counter(descProcessing, s.OK, c.id, in, "ok")
 		counter(descProcessing, s.Errors, c.id, in, "error")
 		counter(descRateLimit, s.RateLimited, c.id, in)
@@ -147,8 +168,8 @@ func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descPoisoned, s.Poisoned, c.id, in)
 		counter(descErrorResponses, s.ErrorResponses, c.id, in)
 		ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(s.InFlight), c.id, in)
-		if h.Output != nil {
-			counter(descProduced, s.Published, c.id, h.Output.String())
+		if cur.out != "" {
+			counter(descProduced, s.Published, c.id, cur.out)
 		}
 		for _, state := range []string{"running", "stopped"} {
 			v := 0.0

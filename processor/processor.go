@@ -15,7 +15,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/switchyard-go/switchyard/backend"
+	"github.com/switchyard-go/switchyard/flow"
 	"github.com/switchyard-go/switchyard/router"
+	"github.com/switchyard-go/switchyard/schema"
 )
 
 // Processor describes one processor binary.
@@ -29,6 +31,13 @@ type Processor struct {
 	Handlers []Handler
 	// Flags are the processor's own further flags, added to the common ones.
 	Flags []cli.Flag
+	// Flows, when set, makes a flow processor: these handlers run on the
+	// flows the configuration service assigns to --id (see package flow)
+	// instead of fixed queues, and Handlers and Setup are not used.
+	Flows []flow.Spec
+	// FlowSetup, if set, runs before a flow processor connects, to read its
+	// own flags from c. Errors exit as Setup's do.
+	FlowSetup func(c *cli.Context) error
 	// Setup, if set, runs after the handlers are registered, to read the
 	// processor's own flags from c or register more handlers. An error that
 	// wraps schema.ErrInvalidTopic, or a UsageError, exits with status 2;
@@ -48,6 +57,14 @@ type Config struct {
 	MetricsAddr string
 	// StatsInterval, if positive, logs a stats line at this interval.
 	StatsInterval time.Duration
+	// MetricsPort and NoMetrics are TrustGraph's spellings of MetricsAddr
+	// (--metrics-port 8000, --no-metrics); they win over it when given.
+	MetricsPort int
+	NoMetrics   bool
+	// ConfigPush is the configuration push queue of a flow processor.
+	ConfigPush string
+	// ConfigTimeout bounds one configuration request, in seconds.
+	ConfigTimeout int
 	// Router says how handlers consume.
 	Router router.Config
 	// Backend selects and reaches the broker.
@@ -77,7 +94,33 @@ func Flags(cfg *Config) []cli.Flag {
 		&cli.DurationFlag{Name: "stats-interval", EnvVars: []string{"STATS_INTERVAL"}, Destination: &cfg.StatsInterval,
 			Usage: "log a stats line at this interval (0: only at exit)"},
 	}
-	return append(flags, backend.Flags(&cfg.Backend)...)
+	flags = append(flags, backend.Flags(&cfg.Backend)...)
+	return append(flags, trustgraphFlags(cfg)...)
+}
+
+// trustgraphFlags accept the command lines of TrustGraph's processors, so a
+// switchyard processor can take a Python one's place unchanged.
+func trustgraphFlags(cfg *Config) []cli.Flag {
+	const cat = "TrustGraph compatibility"
+	var ignored string
+	var ignoredBool bool
+	return []cli.Flag{
+		&cli.IntFlag{Name: "metrics-port", Aliases: []string{"P"}, Destination: &cfg.MetricsPort, Category: cat,
+			Usage: "serve the endpoints on this port of every interface (TrustGraph's flag; same as --metrics-addr :PORT)"},
+		&cli.BoolFlag{Name: "no-metrics", Destination: &cfg.NoMetrics, Category: cat, Usage: "serve no endpoints (same as --metrics-addr \"\")"},
+		&cli.BoolFlag{Name: "metrics", Value: true, Destination: &ignoredBool, Category: cat, Usage: "serve the endpoints (the default)"},
+		&cli.StringFlag{Name: "config-push-queue", Value: "notify:tg:config", Destination: &cfg.ConfigPush, Category: cat,
+			Usage: "configuration push queue of a flow processor"},
+		&cli.IntFlag{Name: "config-timeout", Value: int(flow.DefaultTimeout / time.Second), Destination: &cfg.ConfigTimeout, Category: cat,
+			Usage: "seconds one configuration request may take"},
+		&cli.StringFlag{Name: "pulsar-admin-url", EnvVars: []string{"PULSAR_ADMIN_URL"}, Destination: &ignored, Category: cat,
+			Usage: "accepted for compatibility; switchyard creates no topics through it"},
+		&cli.BoolFlag{Name: "loki-enabled", Destination: &ignoredBool, Category: cat, Usage: "accepted for compatibility; logs go to stderr"},
+		&cli.BoolFlag{Name: "no-loki-enabled", Destination: &ignoredBool, Category: cat, Usage: "accepted for compatibility"},
+		&cli.StringFlag{Name: "loki-url", EnvVars: []string{"LOKI_URL"}, Destination: &ignored, Category: cat, Usage: "accepted for compatibility"},
+		&cli.StringFlag{Name: "loki-username", EnvVars: []string{"LOKI_USERNAME"}, Destination: &ignored, Category: cat, Usage: "accepted for compatibility"},
+		&cli.StringFlag{Name: "loki-password", EnvVars: []string{"LOKI_PASSWORD"}, Destination: &ignored, Category: cat, Usage: "accepted for compatibility; never printed"},
+	}
 }
 
 // LogLevelFlag returns the --log-level flag bound to level.
@@ -90,6 +133,17 @@ func LogLevelFlag(level *string) cli.Flag {
 func (c Config) Validate() error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
+	}
+	if c.MetricsPort < 0 || c.MetricsPort > 65535 {
+		return fmt.Errorf("--metrics-port must be between 0 and 65535, got %d", c.MetricsPort)
+	}
+	if c.ConfigTimeout < 0 {
+		return fmt.Errorf("--config-timeout must not be negative, got %d", c.ConfigTimeout)
+	}
+	if c.ConfigPush != "" {
+		if _, err := schema.ParseTopic(c.ConfigPush); err != nil {
+			return fmt.Errorf("--config-push-queue: %w", err)
+		}
 	}
 	if c.StatsInterval < 0 {
 		return fmt.Errorf("--stats-interval must not be negative, got %s", c.StatsInterval)
@@ -166,8 +220,20 @@ func (p Processor) serve(ctx context.Context, c *cli.Context, cfg Config, handle
 
 	// Parse the queues before connecting: a bad name is a usage error
 	// whether or not the broker is there.
-	if err := parseQueues(handlers); err != nil {
-		return err
+	if p.Flows == nil {
+		if err := parseQueues(handlers); err != nil {
+			return err
+		}
+	} else if p.FlowSetup != nil {
+		if err := p.FlowSetup(c); err != nil {
+			return err
+		}
+	}
+	switch {
+	case cfg.NoMetrics:
+		cfg.MetricsAddr = ""
+	case cfg.MetricsPort > 0:
+		cfg.MetricsAddr = fmt.Sprintf(":%d", cfg.MetricsPort)
 	}
 
 	b, err := Connect(ctx, cfg.Backend, log)
@@ -179,6 +245,9 @@ func (p Processor) serve(ctx context.Context, c *cli.Context, cfg Config, handle
 			log.Error("closing backend", "error", Redact(err.Error(), cfg.Backend.Secrets()...))
 		}
 	}()
+	if p.Flows != nil {
+		return p.serveFlows(ctx, cfg, b, log, start)
+	}
 	r, err := router.New(cfg.Router, b, wmLogger)
 	if err != nil {
 		return err
@@ -196,7 +265,7 @@ func (p Processor) serve(ctx context.Context, c *cli.Context, cfg Config, handle
 	ready := &readiness{health: health}
 	metricsAt := "off"
 	if cfg.MetricsAddr != "" {
-		m := newMetrics(cfg.ID, Version(), b.Name(), r, health)
+		m := newMetrics(cfg.ID, Version(), b.Name(), func() []*router.Router { return []*router.Router{r} }, health)
 		r.Observe(m)
 		e, err := serveEndpoints(cfg.MetricsAddr, m.reg, ready.check)
 		if err != nil {
@@ -212,7 +281,7 @@ func (p Processor) serve(ctx context.Context, c *cli.Context, cfg Config, handle
 			"handlers", describeHandlers(r.Handlers()), "startup", time.Since(start).Round(time.Millisecond).String())
 	})
 	if cfg.StatsInterval > 0 {
-		stop := logStats(ctx, log, r, cfg.StatsInterval)
+		stop := logStats(ctx, log, cfg.StatsInterval, func() string { return router.SummaryLine(r.Stats()) })
 		defer stop()
 	}
 	runErr := r.Run(ctx)
@@ -306,9 +375,9 @@ func describeHandlers(hs []router.HandlerInfo) string {
 	return strings.Join(parts, "; ")
 }
 
-// logStats logs the router's counters every interval until ctx ends or the
-// returned stop is called.
-func logStats(ctx context.Context, log *slog.Logger, r *router.Router, every time.Duration) (stop func()) {
+// logStats logs summary() every interval until ctx ends or the returned
+// stop is called.
+func logStats(ctx context.Context, log *slog.Logger, every time.Duration, summary func() string) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -322,7 +391,7 @@ func logStats(ctx context.Context, log *slog.Logger, r *router.Router, every tim
 			case <-done:
 				return
 			case <-t.C:
-				log.Info("stats", "summary", router.SummaryLine(r.Stats()))
+				log.Info("stats", "summary", summary())
 			}
 		}
 	}()

@@ -10,9 +10,10 @@ import (
 // are called on the message path, concurrently: they must be cheap and safe
 // for concurrent use. Counts are in Stats; an Observer sees durations.
 type Observer interface {
-	// Handled is called after each message a handler took, with the time
-	// from receiving it to the end of its handling (outputs published).
-	Handled(handler string, took time.Duration)
+	// Handled is called after each message a handler took, with the
+	// handler's input queue and the time from receiving the message to the
+	// end of its handling (outputs published).
+	Handled(handler, input string, took time.Duration)
 	// Published is called after each publish call of a handler's outputs,
 	// with how many messages it carried and how long the broker took to
 	// confirm them; err is the publish error, if any.
@@ -27,11 +28,11 @@ func (r *Router) Observe(o Observer) {
 }
 
 // timedHandler reports each call of h to o.
-func timedHandler(name string, o Observer, h message.HandlerFunc) message.HandlerFunc {
+func timedHandler(name, input string, o Observer, h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		start := time.Now()
 		out, err := h(msg)
-		o.Handled(name, time.Since(start))
+		o.Handled(name, input, time.Since(start))
 		return out, err
 	}
 }

@@ -31,6 +31,7 @@ type Router struct {
 	// waits for the stop; the processor logs its ready line there.
 	onReady  func()
 	observer Observer
+	done     chan struct{} // closed when Run returns
 }
 
 // HandlerInfo describes one registered handler, for ready lines and metrics.
@@ -78,7 +79,7 @@ func New(cfg Config, backend Backend, logger watermill.LoggerAdapter) (*Router, 
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Router{cfg: cfg, backend: backend, logger: logger, names: map[string]bool{}, running: make(chan struct{})}, nil
+	return &Router{cfg: cfg, backend: backend, logger: logger, names: map[string]bool{}, running: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 // Backend returns the backend the router runs on.
@@ -90,13 +91,13 @@ type HandlerOption func(*handlerOptions)
 type handlerOptions struct {
 	maxDeliveries int
 	errorType     string
-	subscription string
-	concurrency  int
-	poisonTopic  *schema.Topic
-	retry        *middleware.RetryConfig
-	backoff      middleware.BackoffConfig
-	rateLimit    float64
-	rateBurst    int
+	subscription  string
+	concurrency   int
+	poisonTopic   *schema.Topic
+	retry         *middleware.RetryConfig
+	backoff       middleware.BackoffConfig
+	rateLimit     float64
+	rateBurst     int
 }
 
 // WithSubscription overrides the subscription name (default: the processor id).
@@ -260,6 +261,16 @@ func (r *Router) Config() Config { return r.cfg }
 // Running is closed once every handler is subscribed and taking messages.
 func (r *Router) Running() <-chan struct{} { return r.running }
 
+// Stopped reports whether Run has returned.
+func (r *Router) Stopped() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Stats returns the outcome counters of each handler by name.
 func (r *Router) Stats() map[string]middleware.Snapshot {
 	r.mu.Lock()
@@ -288,6 +299,7 @@ func (r *Router) Run(ctx context.Context) error {
 		return errors.New("router is already running")
 	}
 	r.started = true
+	defer close(r.done)
 	handlers := append([]*registration(nil), r.handlers...)
 	onReady := r.onReady
 	observer := r.observer
@@ -348,7 +360,7 @@ func (r *Router) Run(ctx context.Context) error {
 			return fmt.Errorf("handler %q: %w", h.name, err)
 		}
 		if observer != nil {
-			fn = timedHandler(h.name, observer, fn)
+			fn = timedHandler(h.name, h.in.String(), observer, fn)
 		}
 		sub, err := r.backend.NewSubscriber(SubscribeOptions{Subscription: h.opts.subscription, Exclusive: h.in.Class().Exclusive()})
 		if err != nil {
