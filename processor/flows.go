@@ -38,12 +38,16 @@ func (p Processor) serveFlows(ctx context.Context, cfg Config, b router.Backend,
 	metricsAt := "off"
 	var m *metrics
 	if cfg.MetricsAddr != "" {
-		m = newMetrics(cfg.ID, Version(), b.Name(), func() []*router.Router {
+		var err error
+		m, err = newMetrics(cfg.ID, Version(), b.Name(), func() []*router.Router {
 			if rt == nil {
 				return nil
 			}
 			return rt.Routers()
-		}, health)
+		}, health, p.Collectors)
+		if err != nil {
+			return err
+		}
 		fcfg.Observer = m
 	}
 	rt, err := flow.New(fcfg, b, WatermillLogger(log), p.Flows...)

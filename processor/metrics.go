@@ -39,7 +39,7 @@ type metrics struct {
 
 // newMetrics registers the processor's metrics; routers returns the routers
 // whose counters are exported (one, or one per flow).
-func newMetrics(id, version, backendName string, routers func() []*router.Router, health func() error) *metrics {
+func newMetrics(id, version, backendName string, routers func() []*router.Router, health func() error, own []prometheus.Collector) (*metrics, error) {
 	m := &metrics{reg: prometheus.NewRegistry(), id: id}
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "tg_consumer_request_duration_seconds",
@@ -63,7 +63,12 @@ func newMetrics(id, version, backendName string, routers func() []*router.Router
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	return m
+	for _, c := range own {
+		if err := m.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering the processor's metrics: %w", err)
+		}
+	}
+	return m, nil
 }
 
 // Handled implements router.Observer.

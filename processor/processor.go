@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/switchyard-go/switchyard/backend"
@@ -38,6 +39,9 @@ type Processor struct {
 	// FlowSetup, if set, runs before a flow processor connects, to read its
 	// own flags from c. Errors exit as Setup's do.
 	FlowSetup func(c *cli.Context) error
+	// Collectors are the processor's own Prometheus metrics, served on
+	// /metrics with the common ones.
+	Collectors []prometheus.Collector
 	// Setup, if set, runs after the handlers are registered, to read the
 	// processor's own flags from c or register more handlers. An error that
 	// wraps schema.ErrInvalidTopic, or a UsageError, exits with status 2;
@@ -265,7 +269,10 @@ func (p Processor) serve(ctx context.Context, c *cli.Context, cfg Config, handle
 	ready := &readiness{health: health}
 	metricsAt := "off"
 	if cfg.MetricsAddr != "" {
-		m := newMetrics(cfg.ID, Version(), b.Name(), func() []*router.Router { return []*router.Router{r} }, health)
+		m, err := newMetrics(cfg.ID, Version(), b.Name(), func() []*router.Router { return []*router.Router{r} }, health, p.Collectors)
+		if err != nil {
+			return err
+		}
 		r.Observe(m)
 		e, err := serveEndpoints(cfg.MetricsAddr, m.reg, ready.check)
 		if err != nil {
