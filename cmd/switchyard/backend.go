@@ -46,10 +46,11 @@ func (cfg *clientConfig) validate() error {
 	if err := cfg.backend.Validate(); err != nil {
 		return &processor.UsageError{Err: err}
 	}
+	given := cfg.backend.Name
 	// After Validate, so that an explicit zero is reported, not defaulted.
 	cfg.backend.SetDefaults()
 	if cfg.backend.Name == backend.Memory {
-		return processor.Usagef("%s", errMemoryBackend)
+		return processor.Usagef("--pubsub-backend %q: %s", given, errMemoryBackend)
 	}
 	return nil
 }

@@ -70,7 +70,7 @@ func TestUsageMistakesExitTwoWithOneLine(t *testing.T) {
 		{[]string{"tail", "--topic", q, "--count", "-1"}, "--count must not be negative"},
 		{[]string{"tail", "--topic", q, "--pubsub-backend", "mqtt", "--mqtt-port", "99999"}, "--mqtt-port must be between 1 and 65535"},
 		{[]string{"publish", "--topic", q, "--pubsub-backend", "memory"}, errMemoryBackend},
-		{[]string{"tail", "--topic", q, "--pubsub-backend", "Memory"}, errMemoryBackend},
+		{[]string{"tail", "--topic", q, "--pubsub-backend", "Memory"}, `--pubsub-backend "Memory": ` + errMemoryBackend},
 	}
 	for _, c := range cases {
 		code, stdout, stderr := runCLI(context.Background(), strings.NewReader("{}\n"), c.args...)
