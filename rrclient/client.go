@@ -263,7 +263,47 @@ func New[Req, Resp any](ctx context.Context, b router.Backend, cfg Config) (*Cli
 	}
 	c.cancel = cancel
 	go c.receive(msgs)
+	if err := c.waitReady(ctx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
 	return c, nil
+}
+
+// healthReporter is implemented by subscribers that can tell whether their
+// subscriptions are in place on the broker.
+type healthReporter interface {
+	Health() error
+}
+
+// readyPoll is how often waitReady asks the subscriber.
+const readyPoll = 5 * time.Millisecond
+
+// waitReady waits, for subscribers that report their health, until the
+// response subscription is in place: some set it up after Subscribe
+// returned. It gives up after Config.Timeout or when ctx ends.
+func (c *Client[Req, Resp]) waitReady(ctx context.Context) error {
+	h, ok := c.sub.(healthReporter)
+	if !ok {
+		return nil
+	}
+	deadline := time.NewTimer(c.cfg.Timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(readyPoll)
+	defer tick.Stop()
+	for {
+		err := h.Health()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return fmt.Errorf("rrclient: the subscription to %s is not in place after %s: %w", c.respTopic, c.cfg.Timeout, err)
+		case <-ctx.Done():
+			return fmt.Errorf("rrclient: waiting for the subscription to %s: %w (last: %v)", c.respTopic, context.Cause(ctx), err)
+		}
+	}
 }
 
 // Subscription returns the name the client asked the backend for its

@@ -587,3 +587,74 @@ func TestErrorOf(t *testing.T) {
 		t.Error("ErrorOf of nil, a nil pointer or a non-struct is not nil")
 	}
 }
+
+// slowSubscriber is a memory subscriber that reports itself unhealthy until
+// its health was asked for a number of times, like a subscriber that sets
+// up its subscription after Subscribe returned.
+type slowSubscriber struct {
+	message.Subscriber
+	mu      sync.Mutex
+	asked   int
+	readyAt int // 0: never
+	closed  bool
+}
+
+func (s *slowSubscriber) SubscribeInitialize(topic string) error {
+	return s.Subscriber.(message.SubscribeInitializer).SubscribeInitialize(topic)
+}
+
+func (s *slowSubscriber) Health() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked++
+	if s.readyAt == 0 || s.asked < s.readyAt {
+		return errors.New("not consuming yet")
+	}
+	return nil
+}
+
+func (s *slowSubscriber) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return s.Subscriber.Close()
+}
+
+// slowBackend hands out slowSubscribers.
+type slowBackend struct {
+	router.Backend
+	readyAt int
+	subs    []*slowSubscriber
+}
+
+func (b *slowBackend) NewSubscriber(opts router.SubscribeOptions) (message.Subscriber, error) {
+	sub, err := b.Backend.NewSubscriber(opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &slowSubscriber{Subscriber: sub, readyAt: b.readyAt}
+	b.subs = append(b.subs, s)
+	return s, nil
+}
+
+func TestNewWaitsForTheSubscription(t *testing.T) {
+	in, out := queues()
+	b := &slowBackend{Backend: memory(t), readyAt: 4}
+	serve(t, b.Backend, in, out, shout)
+	c := newClient(t, b, in, out, Config{})
+	if asked := b.subs[0].asked; asked != 4 {
+		t.Fatalf("New returned after %d health checks, want 4", asked)
+	}
+	if resp, err := c.Request(context.Background(), &tcReq{Prompt: "ready"}); err != nil || resp.Response != "READY" {
+		t.Fatalf("%+v, %v", resp, err)
+	}
+
+	never := &slowBackend{Backend: memory(t)}
+	_, err := New[tcReq, tcResp](context.Background(), never, Config{Request: in, Response: out, Timeout: 50 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "not in place after 50ms") || !strings.Contains(err.Error(), "not consuming yet") {
+		t.Fatalf("New with a subscription never in place: %v", err)
+	}
+	if !never.subs[0].closed {
+		t.Fatal("the subscriber of a failed New was not closed")
+	}
+}

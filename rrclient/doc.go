@@ -23,8 +23,11 @@
 // "{SubscriptionPrefix}-{12 hex digits}" like TrustGraph's "rr-…" (a
 // backend may append a suffix of its own to an exclusive subscription's
 // name: Pulsar does), and keeps the responses whose id it is waiting for.
-// The subscription is made, and confirmed by the broker, inside New, so
-// no response to a request of this client can arrive before it exists. It
+// The subscription is made inside New, before any request is sent, so no
+// response to a request of this client can arrive before it exists: the
+// memory, Pulsar and MQTT subscribers are in place when Subscribe returns,
+// and for a subscriber that reports its health (a Health() error method)
+// New also waits, up to Config.Timeout, until it reports none. It
 // starts at the latest message and is non-durable where the backend makes
 // exclusive subscriptions non-durable (Pulsar): nothing is left on the
 // broker when the client is gone, and Close never unsubscribes.
