@@ -308,15 +308,33 @@ func receive(t *testing.T, ch <-chan stamped, what string, within time.Duration)
 	}
 }
 
-// expectNone fails the test if ch yields a message within d.
+// expectNone waits d and marks the test failed for every message ch yields
+// meanwhile.
 func expectNone(t *testing.T, ch <-chan stamped, what string, d time.Duration) {
 	t.Helper()
-	select {
-	case s, ok := <-ch:
-		if ok {
-			t.Fatalf("%s: unexpected message %s %v: %.200s", what, s.msg.UUID, s.msg.Metadata, s.msg.Payload)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case s, ok := <-ch:
+			if !ok {
+				return
+			}
+			t.Errorf("%s: unexpected message %s %v: %.200s", what, s.msg.UUID, s.msg.Metadata, s.msg.Payload)
+		case <-timer.C:
+			// Whatever is there already.
+			for {
+				select {
+				case s, ok := <-ch:
+					if !ok {
+						return
+					}
+					t.Errorf("%s: unexpected message %s %v: %.200s", what, s.msg.UUID, s.msg.Metadata, s.msg.Payload)
+				default:
+					return
+				}
+			}
 		}
-	case <-time.After(d):
 	}
 }
 
