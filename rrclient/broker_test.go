@@ -2,8 +2,10 @@ package rrclient
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,6 +53,44 @@ func TestPulsar(t *testing.T) {
 	cfg := backend.Config{Name: backend.Pulsar, ClientName: "rr-test"}
 	cfg.Pulsar.URL = url
 	brokerCases(t, func(t *testing.T) router.Backend { return connect(t, cfg) })
+
+	// The response subscription is the client's own: exclusive, named
+	// after Subscription(), on the non-persistent response topic.
+	t.Run("subscription", func(t *testing.T) {
+		b := connect(t, cfg)
+		in, out := queues()
+		serve(t, b, in, out, shout)
+		c := newClient(t, b, in, out, Config{Timeout: 30 * time.Second})
+		if _, err := c.Request(context.Background(), &tcReq{Prompt: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		var stats struct {
+			Subscriptions map[string]struct {
+				Type string `json:"type"`
+			} `json:"subscriptions"`
+		}
+		statsURL := admin + "/admin/v2/non-persistent/tg/response/" + out.Queue + "/stats"
+		resp, err := http.Get(statsURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", statsURL, resp.Status)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+			t.Fatal(err)
+		}
+		if len(stats.Subscriptions) != 1 {
+			t.Fatalf("subscriptions on %s: %v, want the client's alone", out, stats.Subscriptions)
+		}
+		for name, sub := range stats.Subscriptions {
+			if !strings.HasPrefix(name, c.Subscription()) || sub.Type != "Exclusive" {
+				t.Fatalf("subscription %q of type %q, want an exclusive one named after %q", name, sub.Type, c.Subscription())
+			}
+			t.Logf("the response subscription on the broker: %s (%s)", name, sub.Type)
+		}
+	})
 }
 
 // connect opens the backend cfg names, closed at the end of the test.

@@ -202,10 +202,11 @@ type call[Resp any] struct {
 }
 
 // New subscribes to cfg.Response through an exclusive subscription of the
-// new client's own and starts receiving. When it returns the subscription
-// exists on the broker, so no response to a request sent afterwards can be
-// missed. ctx bounds the setup only; the client runs until Close. The
-// caller keeps ownership of b: Close does not close it.
+// new client's own and starts receiving, before any request can be sent, so
+// that no response to one is missed (see the package documentation for
+// how each backend's subscription is known to be in place). ctx bounds the
+// setup only; the client runs until Close. The caller keeps ownership of
+// b: Close does not close it.
 func New[Req, Resp any](ctx context.Context, b router.Backend, cfg Config) (*Client[Req, Resp], error) {
 	if b == nil {
 		return nil, errors.New("rrclient: a backend is required")
