@@ -209,7 +209,7 @@ func requestReply(t *testing.T, n int, flags ...string) {
 	if code := pub.wait(60 * time.Second); code != 1 {
 		t.Fatalf("publish exited %d, want 1 for the one invalid line:\n%s", code, pub.log())
 	}
-	if !strings.Contains(pub.log(), fmt.Sprintf("line %d: invalid", n/2+2)) || !strings.Contains(pub.log(), fmt.Sprintf("%d published", n)) {
+	if !strings.Contains(pub.log(), fmt.Sprintf("line %d: invalid", n/2+2)) || !strings.Contains(pub.log(), fmt.Sprintf("%d confirmed", n)) {
 		t.Fatalf("publish did not report the invalid line and the count:\n%s", pub.log())
 	}
 	if code := tail.wait(150 * time.Second); code != 0 {

@@ -92,7 +92,7 @@ func TestRequestReplyOnEmbeddedBroker(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	broker := start(t, nil, "switchyard", "broker", "--listen", addr)
+	broker := start(t, nil, "switchyard", "broker", "--listen", addr, "--data-dir", t.TempDir())
 	waitListening(t, addr, broker)
 	host, port := hostPort(t, addr)
 	requestReply(t, 200, "--pubsub-backend", "mqtt", "--mqtt-host", host, "--mqtt-port", port)

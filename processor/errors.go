@@ -57,6 +57,7 @@ func OneLine(s string) string {
 
 var (
 	undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -+(.+)$`)
+	envValue      = regexp.MustCompile(`^could not parse "(.*)" (?:as [a-z0-9 ]+ value )?from environment variable "([^"]+)" (?:as value )?for flag ([^:]+): (.*)$`)
 	invalidValue  = regexp.MustCompile(`^invalid value "(.*)" for flag -+([^:]+): (.*)$`)
 )
 
@@ -85,6 +86,13 @@ func describeFlagError(c *cli.Context, err error) error {
 		}
 		return fmt.Errorf("unknown flag --%s", name)
 	}
+	if m := envValue.FindStringSubmatch(msg); m != nil {
+		reason := m[4]
+		if i := strings.LastIndex(reason, ": "); i >= 0 {
+			reason = reason[i+2:]
+		}
+		return fmt.Errorf("environment variable %s %q (--%s): %s", m[2], m[1], m[3], reason)
+	}
 	if m := invalidValue.FindStringSubmatch(msg); m != nil {
 		reason := m[3]
 		if i := strings.LastIndex(reason, ": "); i >= 0 {
@@ -98,16 +106,16 @@ func describeFlagError(c *cli.Context, err error) error {
 // envFlagRef matches the "--flag" that a validation error names.
 var envFlagRef = regexp.MustCompile(`--[a-z0-9][a-z0-9-]*`)
 
-// nameEnvSource rewrites the first flag that err names into its environment
-// variable when the value came from the environment rather than the command
-// line, so "PUBSUB_BACKEND=kafka" is reported as such.
-func nameEnvSource(err error, args []string, flags []cli.Flag) error {
+// NameEnvSource rewrites the first "--flag" that err names into the
+// environment variable its value came from, when the value came from the
+// environment and not from args; other errors are returned unchanged.
+func NameEnvSource(err error, args []string, flags []cli.Flag) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
 	ref := envFlagRef.FindString(msg)
-	if ref == "" {
+	if ref == "" || strings.Contains(msg, "environment variable ") {
 		return err
 	}
 	name := strings.TrimPrefix(ref, "--")

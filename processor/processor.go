@@ -203,7 +203,7 @@ func (p Processor) Run(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err == nil {
 		return 0
 	}
-	err = nameEnvSource(err, args[1:], flags)
+	err = NameEnvSource(err, args[1:], flags)
 	fmt.Fprintf(stderr, "%s: %s\n", p.Name, Redact(OneLine(err.Error()), cfg.Backend.Secrets()...))
 	return ExitCode(err)
 }

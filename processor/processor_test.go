@@ -219,3 +219,12 @@ func TestWatermillLoggerLevels(t *testing.T) {
 		t.Fatalf("at debug: %s", buf.String())
 	}
 }
+
+func TestBadEnvironmentValuesNameTheVariable(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("MQTT_PORT", "abc")
+	_, code, out := parse(t, "--pubsub-backend", "memory")
+	if code != 2 || !strings.Contains(out, `environment variable MQTT_PORT "abc" (--mqtt-port)`) {
+		t.Fatalf("exit %d: %q", code, out)
+	}
+}

@@ -20,7 +20,7 @@ type clientConfig struct {
 
 // errMemoryBackend explains why publish and tail refuse the memory backend.
 const errMemoryBackend = "the memory backend lives inside one process; publish and tail need a broker: " +
-	"use --pubsub-backend pulsar or mqtt (`switchyard broker` runs one)"
+	"use --pubsub-backend pulsar, mqtt, rabbitmq or kafka (`switchyard broker` runs an MQTT one)"
 
 // flags returns the flags that configure cfg: the log level and the backend.
 func (cfg *clientConfig) flags() []cli.Flag {
@@ -28,10 +28,21 @@ func (cfg *clientConfig) flags() []cli.Flag {
 	for _, f := range flags {
 		// Publish and tail reach a broker: the memory backend is no choice.
 		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "pubsub-backend" {
-			sf.Usage = "message broker backend: " + backend.Pulsar + " or " + backend.MQTT + " (any case)"
+			sf.Usage = "message broker backend: " + strings.Join(brokerBackends(), ", ") + " (any case)"
 		}
 	}
 	return flags
+}
+
+// brokerBackends are the backends that reach a broker: every one but memory.
+func brokerBackends() []string {
+	var out []string
+	for _, n := range backend.Names() {
+		if n != backend.Memory {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // validate checks the backend settings and normalises them. It is a usage

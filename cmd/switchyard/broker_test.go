@@ -125,7 +125,9 @@ func TestBrokerCommandErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--listen", "nonsense"}, 1, "listen address"},
+		{[]string{"--listen", "nonsense"}, 2, `--listen "nonsense" is not host:port`},
+		{[]string{"--listen", "127.0.0.1:99999"}, 2, "port must be between 0 and 65535"},
+		{[]string{"--max-inflight", "0"}, 2, "max in-flight messages 0 is out of range"},
 		{[]string{"--users", "/no/such/users-file"}, 1, "users file"},
 		{[]string{"--log-level", "loud"}, 2, "--log-level"},
 		{[]string{"extra"}, 2, "unexpected argument"},

@@ -136,7 +136,7 @@ func TestAppHelpListsTheCommands(t *testing.T) {
 func TestPublishAndTailHelpDoNotOfferTheMemoryBackend(t *testing.T) {
 	for _, name := range []string{"publish", "tail"} {
 		_, stdout, _ := runCLI(context.Background(), nil, "help", name)
-		if !strings.Contains(stdout, "message broker backend: pulsar or mqtt") || strings.Contains(stdout, "memory") {
+		if !strings.Contains(stdout, "message broker backend: pulsar, mqtt, rabbitmq, kafka (any case)") || strings.Contains(stdout, "memory") {
 			t.Errorf("help %s offers the memory backend:\n%s", name, stdout)
 		}
 	}

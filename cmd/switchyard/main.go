@@ -130,6 +130,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return 0
 	}
+	err = processor.NameEnvSource(err, args[1:], commandFlags(app, args[1:]))
 	// bench reads its token itself, and a command may fail before it has
 	// added its secrets: redact the secret variables' values too.
 	secrets = append(secrets, os.Getenv("PULSAR_API_KEY"), os.Getenv("MQTT_PASSWORD"))
@@ -227,4 +228,18 @@ func editDistance(a, b string) int {
 		}
 	}
 	return d[len(ra)][len(rb)]
+}
+
+// commandFlags returns the flags of the command that args run.
+func commandFlags(app *cli.App, args []string) []cli.Flag {
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		if c := app.Command(a); c != nil {
+			return c.Flags
+		}
+		break
+	}
+	return app.Flags
 }

@@ -3,18 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
-
 	"github.com/switchyard-go/switchyard/examples/pipeline"
-	"github.com/switchyard-go/switchyard/middleware"
 	"github.com/switchyard-go/switchyard/router"
+	"github.com/switchyard-go/switchyard/rrclient"
 	"github.com/switchyard-go/switchyard/schema"
 )
 
@@ -44,107 +43,81 @@ func question(i int) (*schema.PromptRequest, string) {
 	return req, want
 }
 
-// exchange subscribes to the reply queue, sends n requests and waits until
-// every one is answered or the timeout passes. It reports progress on log.
+// exchange sends n prompt requests through a request/response client, at
+// most inFlight at a time, and checks every reply until all are answered or
+// the timeout passes. It reports progress on log every second.
 func exchange(ctx context.Context, backend router.Backend, n int, timeout time.Duration, log io.Writer) (result, error) {
-	sub, err := backend.NewSubscriber(router.SubscribeOptions{Subscription: "demo-client"})
-	if err != nil {
-		return result{}, err
-	}
-	defer sub.Close()
-	if init, ok := sub.(message.SubscribeInitializer); ok {
-		if err := init.SubscribeInitialize(responseQueue.String()); err != nil {
-			return result{}, fmt.Errorf("subscribing to replies: %w", err)
-		}
-	}
-	subCtx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	replies, err := sub.Subscribe(subCtx, responseQueue.String())
+	client, err := rrclient.New[schema.PromptRequest, schema.TextCompletionResponse](ctx, backend, rrclient.Config{
+		Request: promptQueue, Response: responseQueue, Timeout: timeout,
+	})
 	if err != nil {
-		return result{}, fmt.Errorf("subscribing to replies: %w", err)
+		return result{}, fmt.Errorf("starting the demo client: %w", err)
 	}
+	defer client.Close()
 
-	want := make(map[string]string, n)
-	msgs := make([]*message.Message, 0, n)
-	for i := 0; i < n; i++ {
-		req, text := question(i)
-		payload, err := schema.Marshal(req)
-		if err != nil {
-			return result{}, err
-		}
-		id := watermill.NewUUID()
-		msg := message.NewMessage(watermill.NewUUID(), payload)
-		msg.Metadata.Set(middleware.IDProperty, id)
-		want[id] = text
-		msgs = append(msgs, msg)
-	}
-
-	var mu sync.Mutex
-	res := result{sent: n}
-	got := make(map[string]bool, n)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for msg := range replies {
-			var resp schema.TextCompletionResponse
-			id := msg.Metadata.Get(middleware.IDProperty)
-			ok := schema.Unmarshal(msg.Payload, &resp) == nil && want[id] != "" && resp.Response == want[id] && resp.Error == nil
-			msg.Ack()
-			mu.Lock()
-			switch {
-			case !ok:
-				res.wrong++
-			case !got[id]:
-				got[id] = true
-				res.replies++
+	const inFlight = 256
+	var replies, wrong atomic.Int64
+	var firstErr atomic.Value
+	start := time.Now()
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range inFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				req, want := question(i)
+				resp, err := client.Request(ctx, req)
+				switch {
+				case err != nil:
+					if ctx.Err() == nil {
+						firstErr.CompareAndSwap(nil, err)
+					}
+				case resp.Response != want || resp.Error != nil:
+					wrong.Add(1)
+				default:
+					replies.Add(1)
+				}
 			}
-			finished := res.replies == n
-			mu.Unlock()
-			if finished {
+		}()
+	}
+	progress := time.NewTicker(time.Second)
+	defer progress.Stop()
+	go func() {
+		defer close(work)
+		for i := 0; i < n; i++ {
+			select {
+			case work <- i:
+			case <-ctx.Done():
 				return
 			}
 		}
 	}()
-
-	start := time.Now()
-	const batch = 100
-	for i := 0; i < len(msgs); i += batch {
-		if err := backend.Publisher().Publish(promptQueue.String(), msgs[i:min(i+batch, len(msgs))]...); err != nil {
-			return result{}, fmt.Errorf("sending requests: %w", err)
-		}
-	}
-	fmt.Fprintf(log, "demo: sent %d requests to %s\n", n, promptQueue)
-
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
 wait:
 	for {
 		select {
 		case <-done:
 			break wait
-		case <-deadline.C:
-			break wait
-		case <-ctx.Done():
-			break wait
-		case <-tick.C:
-			mu.Lock()
-			fmt.Fprintf(log, "demo: %d of %d replies\n", res.replies, n)
-			mu.Unlock()
+		case <-progress.C:
+			fmt.Fprintf(log, "demo: %d of %d replies\n", replies.Load(), n)
 		}
 	}
-	cancel()
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	res.took = time.Since(start)
-	res.lost = n - res.replies
-	if res.wrong > 0 {
-		return res, fmt.Errorf("%d replies were wrong or unexpected", res.wrong)
-	}
-	if res.lost > 0 {
-		return res, fmt.Errorf("%s", res)
+	res := result{sent: n, replies: int(replies.Load()), wrong: int(wrong.Load()), took: time.Since(start)}
+	res.lost = n - res.replies - res.wrong
+	switch {
+	case res.wrong > 0:
+		return res, fmt.Errorf("%d replies were wrong", res.wrong)
+	case res.lost > 0 && ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled):
+		return res, fmt.Errorf("interrupted with %d of %d replies", res.replies, n)
+	case res.lost > 0:
+		if err, ok := firstErr.Load().(error); ok {
+			return res, fmt.Errorf("%d of %d requests unanswered, first error: %w", res.lost, n, err)
+		}
+		return res, fmt.Errorf("%d of %d requests unanswered within %s", res.lost, n, timeout)
 	}
 	return res, nil
 }

@@ -54,7 +54,12 @@ func runProcesses(ctx context.Context, opts options, log io.Writer) (result, err
 		}
 	}()
 
-	broker, err := startChild(ctx, filepath.Join(binDir, "switchyard"), "broker: listening", log, "broker", "--listen", addr)
+	dataDir, err := os.MkdirTemp("", "switchyard-demo-broker-")
+	if err != nil {
+		return result{}, fmt.Errorf("creating the broker's data directory: %w", err)
+	}
+	defer os.RemoveAll(dataDir)
+	broker, err := startChild(ctx, filepath.Join(binDir, "switchyard"), "broker: listening", log, "broker", "--listen", addr, "--data-dir", dataDir)
 	if err != nil {
 		return result{}, err
 	}
