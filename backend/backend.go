@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 
@@ -34,6 +35,10 @@ type Config struct {
 	ClientName string
 	// Debug passes the client libraries' debug lines to the logger.
 	Debug bool
+	// OnSlowConnect, if set, is called every few seconds while a backend
+	// that connects lazily (Pulsar creates producers and consumers on first
+	// use) waits for its broker, with the time waited and the bound.
+	OnSlowConnect func(elapsed, limit time.Duration)
 	// Pulsar configures the pulsar backend.
 	Pulsar PulsarSettings
 	// MQTT configures the mqtt backend.

@@ -80,6 +80,9 @@ type pulsarBackend struct {
 
 func newPulsarBackend(_ context.Context, cfg Config, logger watermill.LoggerAdapter) (router.Backend, error) {
 	s := cfg.Pulsar
+	if s.OnSlowConnect == nil {
+		s.OnSlowConnect = cfg.OnSlowConnect
+	}
 	client, err := pulsarpubsub.NewClient(s.ClientConfig, logger)
 	if err != nil {
 		return nil, fmt.Errorf("pulsar backend: %w", err)

@@ -323,6 +323,10 @@ func Connect(ctx context.Context, cfg backend.Config, log *slog.Logger) (router.
 			}
 		}
 	}()
+	address := Redact(cfg.Address(), cfg.Secrets()...)
+	cfg.OnSlowConnect = func(elapsed, limit time.Duration) {
+		log.Info(fmt.Sprintf("still connecting to %s (%s of %s)", address, elapsed.Round(time.Second), limit))
+	}
 	b, err := backend.New(ctx, cfg, WatermillLogger(log))
 	close(done)
 	<-progressDone

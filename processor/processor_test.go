@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -226,5 +228,33 @@ func TestBadEnvironmentValuesNameTheVariable(t *testing.T) {
 	_, code, out := parse(t, "--pubsub-backend", "memory")
 	if code != 2 || !strings.Contains(out, `environment variable MQTT_PORT "abc" (--mqtt-port)`) {
 		t.Fatalf("exit %d: %q", code, out)
+	}
+}
+
+// A processor whose Pulsar cannot be reached says so while it waits, then
+// fails with one line.
+func TestUnreachablePulsarReportsProgressThenOneLine(t *testing.T) {
+	clearEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	p := Processor{Name: "p", Handlers: []Handler{Handle("h", "q1/tg/flow/in", "q1/tg/flow/out",
+		func(context.Context, *ask) (*answer, error) { return nil, nil })}}
+	var stderr bytes.Buffer
+	code := p.Run(context.Background(), []string{"p", "--pubsub-backend", "pulsar", "--pulsar-host", "pulsar://" + addr,
+		"--pulsar-operation-timeout", "7s", "--metrics-addr", ""}, io.Discard, &stderr)
+	out := stderr.String()
+	if code != 1 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if !strings.Contains(out, "still connecting to pulsar://"+addr+" (5s of 7s)") {
+		t.Fatalf("no progress line:\n%s", out)
+	}
+	last := strings.Split(strings.TrimSpace(out), "\n")
+	if line := last[len(last)-1]; !strings.HasPrefix(line, "p: ") || !strings.Contains(line, "cannot be reached") {
+		t.Fatalf("last line %q is not the one-line error", line)
 	}
 }
