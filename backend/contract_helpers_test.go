@@ -53,7 +53,7 @@ func contractTargets() []contractTarget {
 		{
 			name: "embedded-mqtt", nackDelay: contractNackDelay, tenant: "tg", flowNamespace: unique,
 			open: func(t *testing.T) router.Backend {
-				b, err := embedded.Start(context.Background(), embedded.Config{Listen: "127.0.0.1:0"})
+				b, err := embedded.Start(context.Background(), embedded.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
 				if err != nil {
 					t.Fatalf("starting the embedded MQTT broker: %v", err)
 				}
