@@ -30,7 +30,7 @@ func queues() (in, out schema.Topic) {
 }
 
 // memory returns an in-process backend closed at the end of the test.
-func memory(t *testing.T) router.Backend {
+func memory(t testing.TB) router.Backend {
 	t.Helper()
 	b := backend.NewMemory(nil)
 	t.Cleanup(func() { _ = b.Close() })
@@ -39,7 +39,7 @@ func memory(t *testing.T) router.Backend {
 
 // run starts a router on b with the handlers register adds, waits until it
 // takes messages, and stops it at the end of the test.
-func run(t *testing.T, b router.Backend, register func(r *router.Router) error) {
+func run(t testing.TB, b router.Backend, register func(r *router.Router) error) {
 	t.Helper()
 	r, err := router.New(router.Config{ID: "rr-test-service", Concurrency: 16, DrainTimeout: 5 * time.Second}, b, nil)
 	if err != nil {
@@ -66,13 +66,13 @@ func run(t *testing.T, b router.Backend, register func(r *router.Router) error) 
 }
 
 // serve answers each request on in with fn's response on out.
-func serve(t *testing.T, b router.Backend, in, out schema.Topic, fn middleware.Func[tcReq, tcResp], opts ...router.HandlerOption) {
+func serve(t testing.TB, b router.Backend, in, out schema.Topic, fn middleware.Func[tcReq, tcResp], opts ...router.HandlerOption) {
 	t.Helper()
 	run(t, b, func(r *router.Router) error { return router.Handle(r, "single", in, out, fn, opts...) })
 }
 
 // serveStream answers each request on in with the responses fn emits on out.
-func serveStream(t *testing.T, b router.Backend, in, out schema.Topic, fn middleware.StreamFunc[tcReq, tcResp]) {
+func serveStream(t testing.TB, b router.Backend, in, out schema.Topic, fn middleware.StreamFunc[tcReq, tcResp]) {
 	t.Helper()
 	run(t, b, func(r *router.Router) error { return router.HandleStream(r, "stream", in, out, fn) })
 }
@@ -128,7 +128,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 
 // newClient returns a client on b for in/out with cfg's other settings,
 // closed at the end of the test.
-func newClient(t *testing.T, b router.Backend, in, out schema.Topic, cfg Config) *Client[tcReq, tcResp] {
+func newClient(t testing.TB, b router.Backend, in, out schema.Topic, cfg Config) *Client[tcReq, tcResp] {
 	t.Helper()
 	cfg.Request, cfg.Response = in, out
 	c, err := New[tcReq, tcResp](context.Background(), b, cfg)
