@@ -171,22 +171,61 @@ func (w *lineWatcher) wait(timeout time.Duration) error {
 	}
 }
 
-// startEchoLLM builds examples/echo-llm and runs it on the Pulsar backend.
-func startEchoLLM(t *testing.T, pulsarURL, input, output string) *lineWatcher {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "echo-llm")
-	build := exec.Command("go", "build", "-o", bin, "../examples/echo-llm")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building echo-llm: %v\n%s", err, out)
+// builds holds the example binaries built for this test run, by package
+// path; TestMain removes them at the end.
+type builds struct {
+	mu   sync.Mutex
+	dir  string
+	bins map[string]string
+}
+
+var exampleBuilds = &builds{bins: map[string]string{}}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "switchyard-interop-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	cmd := exec.Command(bin,
+	exampleBuilds.dir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// binary builds the example main package pkg (a path relative to the
+// repository root, such as "examples/echo-llm") once per test run.
+func binary(t *testing.T, pkg string) string {
+	t.Helper()
+	exampleBuilds.mu.Lock()
+	defer exampleBuilds.mu.Unlock()
+	if bin, ok := exampleBuilds.bins[pkg]; ok {
+		return bin
+	}
+	bin := filepath.Join(exampleBuilds.dir, filepath.Base(pkg))
+	build := exec.Command("go", "build", "-o", bin, "../"+pkg)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", pkg, err, out)
+	}
+	exampleBuilds.bins[pkg] = bin
+	return bin
+}
+
+// startProcessor builds the example processor pkg and runs it on the
+// Pulsar backend, reading input and writing output, with further flags
+// args. It returns once the processor logged that it is ready; the
+// processor is stopped with SIGINT when the test ends.
+func startProcessor(t *testing.T, pkg, pulsarURL, input, output string, args ...string) *lineWatcher {
+	t.Helper()
+	name := filepath.Base(pkg)
+	cmd := exec.Command(binary(t, pkg), append([]string{
 		"--pubsub-backend", "pulsar",
 		"--pulsar-host", pulsarURL,
 		"--input", input,
 		"--output", output,
-		"--id", unique("interop-echo"),
+		"--id", unique("interop-" + name),
 		"--metrics-addr", "127.0.0.1:0",
-	)
+	}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -207,11 +246,11 @@ func startEchoLLM(t *testing.T, pulsarURL, input, output string) *lineWatcher {
 			<-exited
 		}
 		if t.Failed() {
-			t.Logf("echo-llm output:\n%s", logs)
+			t.Logf("%s output:\n%s", name, logs)
 		}
 	})
 	if err := logs.wait(startTimeout); err != nil {
-		t.Fatalf("echo-llm did not become ready: %v\n%s", err, logs)
+		t.Fatalf("%s did not become ready: %v\n%s", name, err, logs)
 	}
 	return logs
 }
@@ -272,7 +311,7 @@ func TestTrustGraphClientToGoProcessor(t *testing.T) {
 	ensureNamespaces(t)
 	name := unique("interop-llm")
 	request, response := "request:tg:"+name, "response:tg:"+name
-	startEchoLLM(t, url, request, response)
+	startProcessor(t, "examples/echo-llm", url, request, response)
 
 	ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
 	defer cancel()

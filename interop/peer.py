@@ -11,12 +11,22 @@ scripts/python-env.sh prints.
       (plus one streaming and one list-models request), each with an `id`
       property, and check every reply against what an echo LLM must answer.
 
+  peer.py client --host URL --request QUEUE --response QUEUE [--stream] [--warmup] [--raw] [--timeout S]
+      Build TrustGraph's TextCompletionClient as a flow processor does
+      (TextCompletionClientSpec.register) and make one request through it:
+      text_completion, or with --stream text_completion_stream (--warmup
+      times one text_completion call before it). With --raw,
+      make the same request once more through the client's request() and
+      keep every response as received. Print one line "result: {json}" with what
+      came back (chunks, timings, the exception raised) and exit 0; the
+      caller judges it. Chunk texts are "<index> <unix-ns at emission>".
+
   peer.py triples --host URL --queue QUEUE --subscription NAME
       Subscribe to QUEUE, print "ready", then receive the Triples messages of
       expected_triples() (in any order, matched by their `id` property) and
       check that each decodes to the expected object.
 
-Prints "ok ..." and exits 0 on success; on failure prints both sides' JSON
+llm and triples print "ok ..." and exit 0 on success; on failure prints both sides' JSON
 and exits 1.
 """
 
@@ -25,10 +35,14 @@ import asyncio
 import json
 import os
 import sys
+import time
+import traceback
 import uuid
+from types import SimpleNamespace
 
 from trustgraph.base.async_pulsar_backend import AsyncPulsarBackend
 from trustgraph.base.serialization import dataclass_to_dict
+from trustgraph.base.text_completion_client import TextCompletionClientSpec
 from trustgraph.schema import (
     BLANK, IRI, LITERAL, TRIPLE, Metadata, Term, TextCompletionRequest,
     TextCompletionResponse, Triple, Triples,
@@ -172,6 +186,130 @@ async def run_llm(args):
 
 
 # ---------------------------------------------------------------------------
+# client: TrustGraph's TextCompletionClient against a Go LLM
+
+
+def exception_info(e):
+    if e is None:
+        return None
+    cls = type(e)
+    return {"class": cls.__name__, "module": cls.__module__, "message": str(e),
+            "traceback": "".join(traceback.format_exception(e))}
+
+
+def chunk_summary(received):
+    """received: [(receive ns, chunk text)]. Checks the order of the chunk
+    indices and measures each chunk's delay from its emission."""
+    indices, delays, bad = [], [], []
+    for recv_ns, text in received:
+        try:
+            index, emit_ns = (int(f) for f in text.split())
+        except ValueError:
+            bad.append(text)
+            continue
+        indices.append(index)
+        delays.append(recv_ns - emit_ns)
+    ordered = sorted(delays)
+
+    def pct(p):
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else None
+
+    return {
+        "chunks": len(received),
+        "in_order": indices == list(range(len(indices))) and not bad,
+        "first_index": indices[0] if indices else None,
+        "unparsed": bad[:5],
+        "first_delay_ns": delays[0] if delays else None,
+        "p50_delay_ns": pct(0.5),
+        "p99_delay_ns": pct(0.99),
+        "max_delay_ns": ordered[-1] if ordered else None,
+    }
+
+
+def response_info(resp):
+    err = None if resp.error is None else {"type": resp.error.type, "message": resp.error.message}
+    return {"response": resp.response, "error": err, "end_of_stream": resp.end_of_stream,
+            "in_token": resp.in_token, "out_token": resp.out_token, "model": resp.model}
+
+
+async def run_client(args):
+    backend = AsyncPulsarBackend(host=args.host)
+    # What a flow processor's Flow hands a spec: its backend and id, and
+    # the flow's queue names under the spec's names.
+    processor = SimpleNamespace(async_backend=backend, id="interop-peer")
+    flow = SimpleNamespace(consumer={})
+    spec = TextCompletionClientSpec(request_name="text-completion-request",
+                                    response_name="text-completion-response")
+    client = await spec.register(flow, processor, {"topics": {
+        "text-completion-request": args.request, "text-completion-response": args.response}})
+    out = {"stream": args.stream}
+    try:
+        if args.warmup:
+            # One request without streaming first, timed: the first reply
+            # on a queue includes the replier's producer creation.
+            t0 = time.time_ns()
+            await client.text_completion("system", "warm-up", timeout=args.timeout)
+            out["warmup_ns"] = time.time_ns() - t0
+        # 1. The public API: text_completion or text_completion_stream.
+        received = []
+
+        async def on_chunk(resp):
+            received.append((time.time_ns(), resp.response))
+
+        raised, result = None, None
+        t0 = time.time_ns()
+        try:
+            if args.stream:
+                result = await client.text_completion_stream(
+                    "system", "prompt", on_chunk, timeout=args.timeout)
+            else:
+                result = await client.text_completion("system", "prompt", timeout=args.timeout)
+        except Exception as e:  # noqa: BLE001 - the caller judges what was raised
+            raised = e
+        t1 = time.time_ns()
+        out["total_ns"] = t1 - t0
+        out["first_after_request_ns"] = received[0][0] - t0 if received else None
+        out["exception"] = exception_info(raised)
+        out["result"] = None if result is None else {
+            "text": result.text, "in_token": result.in_token,
+            "out_token": result.out_token, "model": result.model}
+        if args.stream:
+            out.update(chunk_summary(received))
+
+        if not args.raw:
+            return 0
+        # 2. The same request through request(), keeping every response:
+        # what the error response looks like on the wire.
+        responses = []
+
+        async def keep(resp):
+            responses.append(resp)
+            return resp.end_of_stream
+
+        raw_raised = None
+        req = TextCompletionRequest(system="system", prompt="prompt", streaming=args.stream)
+        try:
+            if args.stream:
+                await client.request(req, recipient=keep, timeout=args.timeout)
+            else:
+                responses.append(await client.request(req, timeout=args.timeout))
+        except Exception as e:  # noqa: BLE001
+            raw_raised = e
+        out["raw"] = {
+            "exception": exception_info(raw_raised),
+            "responses": len(responses),
+            "errors_before_last": sum(1 for r in responses[:-1] if r.error is not None),
+            "finals_before_last": sum(1 for r in responses[:-1] if r.end_of_stream),
+            "last": response_info(responses[-1]) if responses else None,
+        }
+    finally:
+        await client.close()
+        await backend.close()
+        print("result: " + json.dumps(out), flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------
 # triples: Go publishes, Python consumes
 
 
@@ -256,12 +394,21 @@ def main():
     llm.add_argument("--response", required=True)
     llm.add_argument("--count", type=int, default=20)
     llm.add_argument("--model", required=True)
+    cl = sub.add_parser("client")
+    cl.add_argument("--host", required=True)
+    cl.add_argument("--request", required=True)
+    cl.add_argument("--response", required=True)
+    cl.add_argument("--stream", action="store_true")
+    cl.add_argument("--warmup", action="store_true", help="make one request without streaming first, and time it")
+    cl.add_argument("--raw", action="store_true", help="also make the request through request() and report every response")
+    cl.add_argument("--timeout", type=float, default=TIMEOUT,
+                    help="seconds to wait for each response (TrustGraph's per-message timeout)")
     tr = sub.add_parser("triples")
     tr.add_argument("--host", required=True)
     tr.add_argument("--queue", required=True)
     tr.add_argument("--subscription", required=True)
     args = parser.parse_args()
-    run = run_llm if args.cmd == "llm" else run_triples
+    run = {"llm": run_llm, "client": run_client, "triples": run_triples}[args.cmd]
     return asyncio.run(run(args))
 
 
