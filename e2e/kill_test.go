@@ -150,6 +150,13 @@ func killMidStream(t *testing.T, flags []string, cfg backend.Config) {
 		t.Fatalf("creating the response reader: %v", err)
 	}
 	defer sub.Close()
+	// Subscribe may return before the broker has the subscription (a
+	// RabbitMQ queue and its binding are declared in the background).
+	if init, ok := sub.(message.SubscribeInitializer); ok {
+		if err := init.SubscribeInitialize(outQ); err != nil {
+			t.Fatalf("creating the subscription on %s: %v", outQ, err)
+		}
+	}
 	responses := make(chan *message.Message)
 	var readers sync.WaitGroup
 	for i := 0; i < killReaders; i++ {
