@@ -5,23 +5,34 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchyard-go/switchyard/kafkapubsub"
+	"github.com/switchyard-go/switchyard/rabbitmqpubsub"
 )
 
 // Backend names a benchmark can run on.
 const (
-	BackendMemory = "memory"
-	BackendMQTT   = "mqtt"
-	BackendPulsar = "pulsar"
+	BackendMemory   = "memory"
+	BackendMQTT     = "mqtt"
+	BackendPulsar   = "pulsar"
+	BackendRabbitMQ = "rabbitmq"
+	BackendKafka    = "kafka"
 )
+
+// backendNames lists the backends a benchmark can run on, in the default
+// order.
+var backendNames = []string{BackendMemory, BackendMQTT, BackendPulsar, BackendRabbitMQ, BackendKafka}
 
 // Variant names: the processors a benchmark compares.
 const (
 	// VariantRaw is a hand-written loop on the broker's own client library
-	// (pulsar-client-go, paho; for memory, the backend's publisher and
-	// subscriber), without the router and its middleware.
+	// (pulsar-client-go, paho), or where switchyard's adapter is the client
+	// (memory, RabbitMQ, Kafka) a loop on the adapter's publisher and
+	// subscriber, without the router and its middleware.
 	VariantRaw = "raw"
 	// VariantSwitchyard is the same work as a typed handler registered with
 	// router.Handle, with the default middleware stack.
@@ -33,7 +44,7 @@ const (
 
 // Config says what a benchmark run measures and where the brokers are.
 type Config struct {
-	// Backends to measure, in order: memory, mqtt, pulsar.
+	// Backends to measure, in order: memory, mqtt, pulsar, rabbitmq, kafka.
 	Backends []string
 	// Duration is the steady-state measurement window of one throughput
 	// variant, split evenly over Rounds.
@@ -67,6 +78,12 @@ type Config struct {
 	PulsarToken string
 	// MQTTAddr is the MQTT broker as host:port.
 	MQTTAddr string
+	// RabbitMQ says how to reach the RabbitMQ broker: host, port, user and
+	// password (never printed), virtual host.
+	RabbitMQ rabbitmqpubsub.ConnectionConfig
+	// Kafka says how to reach the Kafka cluster: the bootstrap servers of
+	// a PLAINTEXT listener.
+	Kafka kafkapubsub.Config
 
 	// Python is the interpreter with trustgraph-base installed; empty
 	// skips the Python variant.
@@ -119,12 +136,13 @@ const (
 	DefaultProgressEvery = 5 * time.Second
 	DefaultPulsarURL     = "pulsar://127.0.0.1:6650"
 	DefaultMQTTAddr      = "127.0.0.1:1883"
+	DefaultKafkaServers  = "127.0.0.1:9092"
 )
 
 // SetDefaults fills zero fields with their defaults.
 func (c *Config) SetDefaults() {
 	if len(c.Backends) == 0 {
-		c.Backends = []string{BackendMemory, BackendMQTT, BackendPulsar}
+		c.Backends = append([]string(nil), backendNames...)
 	}
 	if c.Duration == 0 {
 		c.Duration = DefaultDuration
@@ -165,16 +183,32 @@ func (c *Config) SetDefaults() {
 	if c.MQTTAddr == "" {
 		c.MQTTAddr = DefaultMQTTAddr
 	}
+	if c.RabbitMQ.Host == "" {
+		c.RabbitMQ.Host = rabbitmqpubsub.DefaultHost
+	}
+	if c.RabbitMQ.Port == 0 {
+		c.RabbitMQ.Port = rabbitmqpubsub.DefaultPort
+	}
+	if c.RabbitMQ.Username == "" {
+		c.RabbitMQ.Username = rabbitmqpubsub.DefaultUsername
+	}
+	if c.RabbitMQ.Password == "" {
+		c.RabbitMQ.Password = rabbitmqpubsub.DefaultPassword
+	}
+	if c.RabbitMQ.VHost == "" {
+		c.RabbitMQ.VHost = rabbitmqpubsub.DefaultVHost
+	}
+	if c.Kafka.BootstrapServers == "" {
+		c.Kafka.BootstrapServers = DefaultKafkaServers
+	}
 }
 
 // Validate reports the first invalid setting.
 func (c Config) Validate() error {
 	seen := map[string]bool{}
 	for _, b := range c.Backends {
-		switch b {
-		case BackendMemory, BackendMQTT, BackendPulsar:
-		default:
-			return fmt.Errorf("backend %q is not one of memory, mqtt, pulsar", b)
+		if !slices.Contains(backendNames, b) {
+			return fmt.Errorf("backend %q is not one of %s", b, strings.Join(backendNames, ", "))
 		}
 		if seen[b] {
 			return fmt.Errorf("backend %q is listed twice", b)
@@ -204,6 +238,16 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := splitHostPort(c.MQTTAddr); err != nil {
 		return err
+	}
+	if slices.Contains(c.Backends, BackendRabbitMQ) {
+		if err := c.RabbitMQ.Validate(); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(c.Backends, BackendKafka) {
+		if err := c.Kafka.Validate(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -165,6 +165,14 @@ func (e *engine) startEchoLLM(ctx context.Context, backend string, spec runSpec)
 		args = append(args, "--pulsar-host", e.cfg.PulsarURL)
 		// The token travels in the environment, never on the command line.
 		env = append(env, "PULSAR_API_KEY="+e.cfg.PulsarToken)
+	case BackendRabbitMQ:
+		r := e.cfg.RabbitMQ
+		args = append(args, "--rabbitmq-host", r.Host, "--rabbitmq-port", strconv.Itoa(r.Port),
+			"--rabbitmq-username", r.Username, "--rabbitmq-vhost", r.VHost)
+		// The password too travels in the environment.
+		env = append(env, "RABBITMQ_PASSWORD="+r.Password)
+	case BackendKafka:
+		args = append(args, "--kafka-bootstrap-servers", e.cfg.Kafka.BootstrapServers)
 	}
 	cmd := exec.Command(e.cfg.EchoLLM, args...)
 	cmd.Env = env

@@ -22,6 +22,10 @@ func (e *engine) openHarness(ctx context.Context, backend string) (harness, erro
 			url: e.cfg.PulsarURL, token: e.cfg.PulsarToken, logger: logger,
 			python: pythonSettings{python: e.cfg.Python, script: e.cfg.PythonScript, log: e.cfg.Log},
 		}, nil
+	case BackendRabbitMQ:
+		return newRabbitMQHarness(e.cfg.RabbitMQ, logger), nil
+	case BackendKafka:
+		return newKafkaHarness(e.cfg.Kafka, logger), nil
 	default:
 		return nil, fmt.Errorf("unknown backend %q", backend)
 	}

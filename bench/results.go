@@ -78,7 +78,7 @@ type Settings struct {
 
 // Throughput is the pipeline throughput of one processor variant.
 type Throughput struct {
-	// Backend is memory, mqtt or pulsar.
+	// Backend is memory, mqtt, pulsar, rabbitmq or kafka.
 	Backend string `json:"backend"`
 	// Variant is raw, switchyard or python.
 	Variant string `json:"variant"`
@@ -113,7 +113,7 @@ type Throughput struct {
 
 // RoundTrip is the sequential request/response latency of one variant.
 type RoundTrip struct {
-	// Backend is memory, mqtt or pulsar.
+	// Backend is memory, mqtt, pulsar, rabbitmq or kafka.
 	Backend string `json:"backend"`
 	// Variant is raw, switchyard or python.
 	Variant string `json:"variant"`
@@ -129,7 +129,7 @@ type RoundTrip struct {
 
 // Footprint is the start-up time and memory of a processor process.
 type Footprint struct {
-	// Backend is memory, mqtt or pulsar.
+	// Backend is memory, mqtt, pulsar, rabbitmq or kafka.
 	Backend string `json:"backend"`
 	// Processor is "echo-llm" or "python".
 	Processor string `json:"processor"`
@@ -158,7 +158,7 @@ type Footprint struct {
 
 // RatioResult is one headline ratio.
 type RatioResult struct {
-	// Backend is memory, mqtt or pulsar.
+	// Backend is memory, mqtt, pulsar, rabbitmq or kafka.
 	Backend string `json:"backend"`
 	// Name says what is divided by what (see the Ratio constants).
 	Name string `json:"name"`
@@ -168,7 +168,7 @@ type RatioResult struct {
 
 // Target is one of the targets a run is reported against.
 type Target struct {
-	// Backend is memory, mqtt or pulsar.
+	// Backend is memory, mqtt, pulsar, rabbitmq or kafka.
 	Backend string `json:"backend"`
 	// Name says what is measured.
 	Name string `json:"name"`

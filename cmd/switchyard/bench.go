@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/bench"
 	"github.com/switchyard-go/switchyard/processor"
+	"github.com/switchyard-go/switchyard/rabbitmqpubsub"
 )
 
 // benchCommand is `switchyard bench`: the throughput, round-trip and
@@ -31,13 +32,14 @@ func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "bench",
 		Usage:     "measure throughput, round trip and footprint of switchyard against raw clients and Python",
-		UsageText: "switchyard bench [--backends memory,mqtt,pulsar] [--duration 20s] [--out bench/results.json]",
-		Description: "For each backend, runs the same 1 KiB TextCompletionRequest pipeline through a raw client loop,\n" +
+		UsageText: "switchyard bench [--backends memory,mqtt,pulsar,rabbitmq,kafka] [--duration 20s] [--out bench/results.json]",
+		Description: "For each backend, runs the same 1 KiB TextCompletionRequest pipeline through a raw client loop\n" +
+			"(RabbitMQ, Kafka: a loop on switchyard's adapter without the router),\n" +
 			"a switchyard router handler and (Pulsar) a Python trustgraph-base processor; then a sequential\n" +
 			"request/response round trip; then starts the echo-llm binary to time exec-to-ready and read its RSS.\n" +
 			"The brokers must be running (scripts/bench.sh starts them). See bench/README.md.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "backends", Value: "memory,mqtt,pulsar", Usage: "comma-separated backends to measure", Destination: &backends},
+			&cli.StringFlag{Name: "backends", Value: "memory,mqtt,pulsar,rabbitmq,kafka", Usage: "comma-separated backends to measure", Destination: &backends},
 			&cli.DurationFlag{Name: "duration", Value: bench.DefaultDuration, Usage: "steady-state throughput window per variant (split over --rounds)", Destination: &cfg.Duration},
 			&cli.DurationFlag{Name: "warmup", Value: bench.DefaultWarmup, Usage: "load before each window starts", Destination: &cfg.Warmup},
 			&cli.IntFlag{Name: "rounds", Value: bench.DefaultRounds, Usage: "rounds per variant, in alternating variant order", Destination: &cfg.Rounds},
@@ -50,6 +52,12 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "pulsar-api-key", EnvVars: []string{"PULSAR_API_KEY"}, Usage: "Pulsar token for authentication", Destination: &cfg.PulsarToken, Category: "Brokers"},
 			&cli.StringFlag{Name: "mqtt-host", EnvVars: []string{"MQTT_HOST"}, Value: "localhost", Usage: "MQTT broker host", Destination: &mqttHost, Category: "Brokers"},
 			&cli.IntFlag{Name: "mqtt-port", EnvVars: []string{"MQTT_PORT"}, Value: 1883, Usage: "MQTT broker port", Destination: &mqttPort, Category: "Brokers"},
+			&cli.StringFlag{Name: "rabbitmq-host", EnvVars: []string{"SWITCHYARD_RABBITMQ_HOST", "RABBITMQ_HOST"}, Value: rabbitmqpubsub.DefaultHost, Usage: "RabbitMQ broker host", Destination: &cfg.RabbitMQ.Host, Category: "Brokers"},
+			&cli.IntFlag{Name: "rabbitmq-port", EnvVars: []string{"SWITCHYARD_RABBITMQ_PORT", "RABBITMQ_PORT"}, Value: rabbitmqpubsub.DefaultPort, Usage: "RabbitMQ AMQP port", Destination: &cfg.RabbitMQ.Port, Category: "Brokers"},
+			&cli.StringFlag{Name: "rabbitmq-username", EnvVars: []string{"SWITCHYARD_RABBITMQ_USER", "RABBITMQ_USERNAME"}, Value: rabbitmqpubsub.DefaultUsername, Usage: "RabbitMQ user", Destination: &cfg.RabbitMQ.Username, Category: "Brokers"},
+			// No Value: --help must never show a password.
+			&cli.StringFlag{Name: "rabbitmq-password", EnvVars: []string{"SWITCHYARD_RABBITMQ_PASSWORD", "RABBITMQ_PASSWORD"}, Usage: "RabbitMQ password (default guest)", Destination: &cfg.RabbitMQ.Password, Category: "Brokers"},
+			&cli.StringFlag{Name: "kafka-bootstrap-servers", EnvVars: []string{"SWITCHYARD_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"}, Value: bench.DefaultKafkaServers, Usage: "Kafka seed brokers (PLAINTEXT), host:port[,host:port...]", Destination: &cfg.Kafka.BootstrapServers, Category: "Brokers"},
 			&cli.StringFlag{Name: "python", EnvVars: []string{"SWITCHYARD_BENCH_PYTHON"}, Usage: "Python interpreter with trustgraph-base (scripts/python-env.sh prints it); empty skips the Python variant", Destination: &cfg.Python, Category: "Processors"},
 			&cli.StringFlag{Name: "python-script", Value: filepath.Join("bench", "tg_processor.py"), Usage: "the Python processor script", Destination: &pyScript, Category: "Processors"},
 			&cli.BoolFlag{Name: "no-python", Usage: "skip the Python variant", Destination: &noPython, Category: "Processors"},
@@ -83,6 +91,9 @@ func benchCommand() *cli.Command {
 			}
 			if noPython {
 				cfg.Python = ""
+			}
+			if cfg.RabbitMQ.Password == "" {
+				cfg.RabbitMQ.Password = rabbitmqpubsub.DefaultPassword
 			}
 			if cfg.Python != "" {
 				if _, err := os.Stat(pyScript); err != nil {
