@@ -77,3 +77,11 @@ func (h healthTracked) Close() error {
 	h.set.remove(h.Subscriber)
 	return h.Subscriber.Close()
 }
+
+// Health reports the wrapped subscriber's health, if it reports one.
+func (h healthTracked) Health() error {
+	if hc, ok := h.Subscriber.(healthChecker); ok {
+		return hc.Health()
+	}
+	return nil
+}

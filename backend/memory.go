@@ -9,7 +9,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/schema"
@@ -19,18 +18,19 @@ import (
 // backend hands it out again.
 const memoryRedeliveryDelay = 100 * time.Millisecond
 
-// memoryBackend carries messages inside one process on watermill's gochannel.
-// gochannel gives every subscriber every message and hands out the next one
-// only after the previous is acked; on top of it each subscription (consumer
-// group) has one gochannel subscription per topic whose messages are shared
-// among the group's members, so members work in parallel and a nacked
-// message goes back to the group. Nothing survives the process.
+// memoryBackend carries messages inside one process. Each subscription
+// (consumer group) has one queue per topic, made when it first subscribes;
+// Publish appends a copy of each message to every queue of its topic, in
+// order, and the group's members take messages from the front, so members
+// work in parallel, every member sees the messages in the order they were
+// published, and a nacked message goes to the back of its group's queue
+// after the redelivery delay. Nothing survives the process.
 type memoryBackend struct {
-	pubsub *gochannel.GoChannel
 	logger watermill.LoggerAdapter
 
 	mu     sync.Mutex
 	groups map[groupKey]*memoryGroup
+	topics map[string][]*memoryGroup
 	closed bool
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
@@ -41,16 +41,17 @@ type groupKey struct{ subscription, topic string }
 
 // NewMemory returns a backend that carries messages inside this process, for
 // tests and demos. Every subscription keeps the messages published after it
-// was made until they are acked; nothing survives the process.
+// was made until they are acked, and hands them out in the order they were
+// published; nothing survives the process.
 func NewMemory(logger watermill.LoggerAdapter) router.Backend {
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &memoryBackend{
-		pubsub: gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 64}, logger),
 		logger: logger,
 		groups: map[groupKey]*memoryGroup{},
+		topics: map[string][]*memoryGroup{},
 		ctx:    ctx,
 		cancel: cancel,
 	}
@@ -58,14 +59,38 @@ func NewMemory(logger watermill.LoggerAdapter) router.Backend {
 
 func (b *memoryBackend) Name() string { return Memory }
 
-func (b *memoryBackend) Publisher() message.Publisher { return b.pubsub }
+func (b *memoryBackend) Publisher() message.Publisher { return memoryPublisher{b} }
 
 func (b *memoryBackend) NewSubscriber(opts router.SubscribeOptions) (message.Subscriber, error) {
 	sub := opts.Subscription
 	if opts.Exclusive || sub == "" {
 		sub = "exclusive-" + watermill.NewShortUUID()
+		return &memorySubscriber{backend: b, subscription: sub, own: true}, nil
 	}
 	return &memorySubscriber{backend: b, subscription: sub}, nil
+}
+
+// forget removes the queues of subscription, which nobody will come back
+// to, so they stop collecting messages.
+func (b *memoryBackend) forget(subscription string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for key, g := range b.groups {
+		if key.subscription != subscription {
+			continue
+		}
+		delete(b.groups, key)
+		groups := b.topics[key.topic]
+		for i, other := range groups {
+			if other == g {
+				b.topics[key.topic] = append(groups[:i:i], groups[i+1:]...)
+				break
+			}
+		}
+		if len(b.topics[key.topic]) == 0 {
+			delete(b.topics, key.topic)
+		}
+	}
 }
 
 func (b *memoryBackend) Close() error {
@@ -77,13 +102,11 @@ func (b *memoryBackend) Close() error {
 	b.closed = true
 	b.mu.Unlock()
 	b.cancel()
-	err := b.pubsub.Close()
 	b.wg.Wait()
-	return err
+	return nil
 }
 
-// group returns the shared queue of (subscription, topic), creating it and
-// its gochannel subscription on first use.
+// group returns the queue of (subscription, topic), creating it on first use.
 func (b *memoryBackend) group(subscription, topic string) (*memoryGroup, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -94,50 +117,81 @@ func (b *memoryBackend) group(subscription, topic string) (*memoryGroup, error) 
 	if g, ok := b.groups[key]; ok {
 		return g, nil
 	}
-	upstream, err := b.pubsub.Subscribe(b.ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	g := &memoryGroup{ready: make(chan *message.Message)}
+	g := &memoryGroup{}
 	b.groups[key] = g
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		g.pump(b.ctx, upstream)
-	}()
+	b.topics[topic] = append(b.topics[topic], g)
 	return g, nil
 }
 
-// memoryGroup hands each message of one gochannel subscription to one member.
-type memoryGroup struct {
-	ready chan *message.Message
+// memoryPublisher appends messages to the queues of their topic.
+type memoryPublisher struct{ backend *memoryBackend }
+
+// Publish appends a copy of each message to every subscription's queue of
+// topic, in order. A topic nobody subscribed to drops them, as a broker
+// drops messages no subscription keeps.
+func (p memoryPublisher) Publish(topic string, msgs ...*message.Message) error {
+	b := p.backend
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errors.New("memory backend is closed")
+	}
+	for _, g := range b.topics[topic] {
+		for _, m := range msgs {
+			g.push(m.Copy())
+		}
+	}
+	return nil
 }
 
-// pump takes each upstream message, acks it upstream (the group owns it from
-// then on) and offers it to the members until one takes it. Each delivery
-// is a fresh message built from it, so it is not copied here.
-func (g *memoryGroup) pump(ctx context.Context, upstream <-chan *message.Message) {
-	for msg := range upstream {
-		msg.Ack()
-		select {
-		case g.ready <- msg:
-		case <-ctx.Done():
-			return
-		}
+// Close does nothing: the backend's Close ends everything.
+func (memoryPublisher) Close() error { return nil }
+
+// memoryGroup is the queue of one subscription on one topic, shared by its
+// members.
+type memoryGroup struct {
+	mu    sync.Mutex
+	queue []*message.Message
+	// wake, when not nil, is closed at the next push: members waiting for
+	// a message wait for it.
+	wake chan struct{}
+}
+
+// push appends msg to the queue and wakes the waiting members.
+func (g *memoryGroup) push(msg *message.Message) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.queue = append(g.queue, msg)
+	if g.wake != nil {
+		close(g.wake)
+		g.wake = nil
 	}
 }
 
-// redeliver offers msg to the members again after the redelivery delay.
+// next takes the message at the front of the queue; when the queue is
+// empty it returns nil and a channel closed at the next push.
+func (g *memoryGroup) next() (*message.Message, <-chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queue) > 0 {
+		msg := g.queue[0]
+		g.queue[0] = nil
+		g.queue = g.queue[1:]
+		return msg, nil
+	}
+	if g.wake == nil {
+		g.wake = make(chan struct{})
+	}
+	return nil, g.wake
+}
+
+// redeliver puts msg at the back of the queue after the redelivery delay.
 func (g *memoryGroup) redeliver(ctx context.Context, msg *message.Message) {
 	t := time.NewTimer(memoryRedeliveryDelay)
 	defer t.Stop()
 	select {
 	case <-t.C:
-	case <-ctx.Done():
-		return
-	}
-	select {
-	case g.ready <- msg:
+		g.push(msg)
 	case <-ctx.Done():
 	}
 }
@@ -153,6 +207,7 @@ func attemptOf(msg *message.Message) int {
 type memorySubscriber struct {
 	backend      *memoryBackend
 	subscription string
+	own          bool // an exclusive subscription of this subscriber alone
 
 	mu     sync.Mutex
 	closed bool
@@ -188,15 +243,18 @@ func (s *memorySubscriber) Subscribe(ctx context.Context, topic string) (<-chan 
 		defer s.backend.wg.Done()
 		defer close(out)
 		for {
-			var msg *message.Message
-			select {
-			case msg = <-g.ready:
-			case <-ctx.Done():
-				return
-			case <-closing:
-				return
-			case <-bctx.Done():
-				return
+			msg, wake := g.next()
+			if msg == nil {
+				select {
+				case <-wake:
+					continue
+				case <-ctx.Done():
+					return
+				case <-closing:
+					return
+				case <-bctx.Done():
+					return
+				}
 			}
 			if !s.deliver(ctx, closing, out, msg) {
 				// Not acked: hand it back to the group for another member,
@@ -243,6 +301,8 @@ func (s *memorySubscriber) deliver(ctx context.Context, closing chan struct{}, o
 	}
 }
 
+// Close ends the subscriber's subscriptions. The queues of an exclusive
+// subscriber, which is nobody else's, are removed with it.
 func (s *memorySubscriber) Close() error {
 	closing := s.closing()
 	s.mu.Lock()
@@ -250,6 +310,9 @@ func (s *memorySubscriber) Close() error {
 	if !s.closed {
 		s.closed = true
 		close(closing)
+		if s.own {
+			s.backend.forget(s.subscription)
+		}
 	}
 	return nil
 }
