@@ -295,10 +295,10 @@ func (s *Subscriber) consumerOptions(topic string) (pulsar.ConsumerOptions, erro
 		// The client rounds a nack's due time down to 2^8 ms by default,
 		// so a message could come back up to 255 ms before the delay;
 		// precision 0 makes the delay a lower bound.
-		NackPrecisionBit: new(int64),
-		ReceiverQueueSize:   c.ReceiverQueueSize,
-		Name:                c.ConsumerName,
-		AckWithResponse:     c.AckWithResponse,
+		NackPrecisionBit:  new(int64),
+		ReceiverQueueSize: c.ReceiverQueueSize,
+		Name:              c.ConsumerName,
+		AckWithResponse:   c.AckWithResponse,
 
 		EnableBatchIndexAcknowledgment: c.EnableBatchIndexAcknowledgment,
 		BackOffPolicyFunc:              newBackoffFunc(c.ReconnectMaxBackoff),
