@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # Runs the benchmarks described in bench/README.md (what `make bench` runs):
-# starts Apache Pulsar and Mosquitto the way `make test` does unless they
-# already run, prepares the Python environment with trustgraph-base, builds
-# bin/switchyard and bin/echo-llm, runs `switchyard bench` (table on stdout,
-# progress on stderr, results in bench/results.json), and at the end stops
-# only the brokers it started itself.
+# starts Apache Pulsar, Mosquitto, RabbitMQ and Kafka the way `make test`
+# does unless they already run, prepares the Python environment with
+# trustgraph-base, builds bin/switchyard and bin/echo-llm, runs
+# `switchyard bench` (table on stdout, progress on stderr, results in
+# bench/results.json), and at the end stops only the brokers it started
+# itself.
 #
 #   scripts/bench.sh                       the full run (about 5 minutes plus broker start-up)
 #   scripts/bench.sh --duration 4s --rounds 1 --round-trip-time 2s    a quick smoke run
 #
 # Arguments are passed on to `switchyard bench` (see `bin/switchyard bench --help`).
-# Environment: SWITCHYARD_BENCH_BACKENDS (default memory,mqtt,pulsar) chooses
+# Environment: SWITCHYARD_BENCH_BACKENDS (default memory,mqtt,pulsar,rabbitmq,kafka) chooses
 # the backends and so the brokers to start; SWITCHYARD_BENCH_PYTHON=none skips
 # the Python processor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-backends="${SWITCHYARD_BENCH_BACKENDS:-memory,mqtt,pulsar}"
+backends="${SWITCHYARD_BENCH_BACKENDS:-memory,mqtt,pulsar,rabbitmq,kafka}"
 
 log() { printf '== %s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -48,6 +49,8 @@ ensure_broker() {
 t0=$(date +%s)
 mqtt_args=()
 pulsar_args=()
+rabbitmq_args=()
+kafka_args=()
 python_args=(--no-python)
 case ",$backends," in
 *,mqtt,*)
@@ -70,6 +73,23 @@ case ",$backends," in
   fi
   ;;
 esac
+case ",$backends," in
+*,rabbitmq,*)
+  ensure_broker rabbitmq
+  # Exports SWITCHYARD_RABBITMQ_PASSWORD too, which the bench reads from
+  # the environment: the password stays off the command line.
+  eval "$("$root/scripts/rabbitmq.sh" env)"
+  rabbitmq_args=(--rabbitmq-host "$SWITCHYARD_RABBITMQ_HOST" --rabbitmq-port "$SWITCHYARD_RABBITMQ_PORT"
+    --rabbitmq-username "$SWITCHYARD_RABBITMQ_USER")
+  ;;
+esac
+case ",$backends," in
+*,kafka,*)
+  ensure_broker kafka
+  eval "$("$root/scripts/kafka.sh" env)"
+  kafka_args=(--kafka-bootstrap-servers "$SWITCHYARD_KAFKA_BOOTSTRAP")
+  ;;
+esac
 log "brokers ready after $(($(date +%s) - t0))s"
 
 log "building bin/switchyard and bin/echo-llm"
@@ -85,6 +105,8 @@ log "running switchyard bench (load average: $(cut -d' ' -f1-3 /proc/loadavg 2>/
   --backends "$backends" \
   "${mqtt_args[@]+"${mqtt_args[@]}"}" \
   "${pulsar_args[@]+"${pulsar_args[@]}"}" \
+  "${rabbitmq_args[@]+"${rabbitmq_args[@]}"}" \
+  "${kafka_args[@]+"${kafka_args[@]}"}" \
   "${python_args[@]}" \
   --echo-llm "$root/bin/echo-llm" \
   --out "$root/bench/results.json" \
