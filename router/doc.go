@@ -1,23 +1,19 @@
-// Package router is where a switchyard processor is assembled: its
-// configuration and command-line flags, the backend factory that connects to
-// Pulsar, MQTT or the in-process memory broker, the Router that runs typed
-// handlers between queues, and Processor, which turns a setup function into
-// a complete binary with graceful shutdown.
+// Package router is the broker-free core of a switchyard processor: it
+// registers typed handlers between queues (Handle, HandleStream, Consume),
+// runs them on any Backend with a per-handler delivery policy (max
+// deliveries, error responses, poison queue, retry, rate limit), and stops
+// them gracefully: no new messages, in-flight ones finish within the drain
+// timeout, then are cancelled without losing or repeating anything.
 //
-// A processor in full:
+// It imports no broker client and no command-line library. Package backend
+// builds a Backend from configuration (Pulsar, MQTT, RabbitMQ, Kafka or in
+// memory), package processor turns handlers into a complete binary, and
+// package flow runs one Router per TrustGraph flow.
 //
-//	func main() {
-//		router.Processor{
-//			Name:  "echo",
-//			Usage: "answers every request with its own text",
-//			Setup: func(c *cli.Context, r *router.Router) error {
-//				in, _ := schema.ParseTopic("q1/tg/flow/echo-request")
-//				out, _ := schema.ParseTopic("q1/tg/flow/echo-response")
-//				return router.Handle(r, "echo", in, out,
-//					func(ctx context.Context, req *schema.TextCompletionRequest) (*schema.TextCompletionResponse, error) {
-//						return &schema.TextCompletionResponse{Response: req.Prompt}, nil
-//					})
-//			},
-//		}.Main()
-//	}
+// A router in a test, on the memory backend:
+//
+//	mem := backend.NewMemory(nil)
+//	r, _ := router.New(router.Config{ID: "shout-llm"}, mem, nil)
+//	_ = router.Handle(r, "shout", in, out, shout)
+//	go r.Run(ctx)
 package router
