@@ -55,6 +55,22 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// waitLog waits until logs hold line and returns them.
+func waitLog(t *testing.T, logs *syncBuffer, line string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := logs.String()
+		if strings.Contains(s, line) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the logs within 10s:\n%s", line, s)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // env is an embeddings processor running in process on the memory
 // backend, with a Go configuration service and a fake OpenAI server.
 type env struct {
@@ -273,8 +289,8 @@ func TestKeyNeverShown(t *testing.T) {
 	e := newEnv(t, memory, Config{APIKey: wrong}, `{"model": "`+flowModel+`"}`)
 	_, err := e.client.Request(context.Background(), &request{Texts: []string{"x"}})
 	re := responseError(t, err, ErrorType)
-	logs := e.logs.String()
-	if !strings.Contains(re.Message, "invalid_api_key") || !strings.Contains(logs, "Answered with an error response") {
+	logs := waitLog(t, e.logs, "Answered with an error response")
+	if !strings.Contains(re.Message, "invalid_api_key") {
 		t.Fatalf("message %q; logs\n%s", re.Message, logs)
 	}
 	for _, s := range []string{re.Message, err.Error(), logs} {

@@ -50,6 +50,22 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// waitLog waits until logs hold line and returns them.
+func waitLog(t *testing.T, logs *syncBuffer, line string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := logs.String()
+		if strings.Contains(s, line) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the logs within 10s:\n%s", line, s)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // env is a text-completion processor running in process on the memory
 // backend, with a Go configuration service and a fake OpenAI server.
 type env struct {
@@ -405,10 +421,9 @@ func TestKeyNeverShown(t *testing.T) {
 		if _, err := good.client.Request(context.Background(), &request{Prompt: "p"}); err != nil {
 			t.Fatal(err)
 		}
-		logs := e.logs.String() + good.logs.String()
-		if !strings.Contains(logs, "Answered with an error response") {
-			t.Fatalf("the error response was not logged: the check below would prove nothing\n%s", logs)
-		}
+		// The error response is logged after it is sent: wait for the line,
+		// or the check below would prove nothing.
+		logs := waitLog(t, e.logs, "Answered with an error response") + good.logs.String()
 		for _, s := range []string{re.Message, err.Error(), logs} {
 			for _, key := range []string{wrong, testKey, "WRONGKEY", "SECRETKEY"} {
 				if strings.Contains(s, key) {
