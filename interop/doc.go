@@ -14,6 +14,20 @@
 //   - Go publishes Triples through the router's Pulsar backend on a flow
 //     queue; TrustGraph's consumer decodes them and compares them with the
 //     values it expects.
+//   - TrustGraph's TextCompletionClient, built as a flow processor builds it
+//     (TextCompletionClientSpec.register) with its per-message timeout,
+//     talks to the Go example processor stream-llm on request:tg:<name> and
+//     response:tg:<name> (non-persistent topics): a 5000-chunk stream
+//     arrives complete and in order, its first chunk within 50ms of its
+//     emission; a failed request is raised as RuntimeError(message) from
+//     the Error response, whether the handler chose the error type or the
+//     deliveries ran out; and a stream that fails midway gives the client
+//     its chunks and then the RuntimeError, well before any timeout.
+//
+// Response queues are non-persistent: Pulsar drops what a consumer has no
+// room for and never slows the producer. TrustGraph's client has room for
+// 1000 messages, so the long stream is paced (see streamInterval) to stay
+// within what the client takes in on a loaded machine.
 //
 // The tests need SWITCHYARD_PULSAR_URL (set by `make test`, or by
 // `eval "$(scripts/pulsar.sh env)"` after `scripts/pulsar.sh start`); without
