@@ -98,10 +98,8 @@ func runInBackground(t *testing.T, run func(context.Context) error, ready <-chan
 // backendKind names the backend an env runs on.
 type backendKind string
 
-// The in-process backends the tests run on. The memory backend does not
-// keep the order of the messages published to one queue (each publish is
-// handed to the subscriber by a goroutine of its own), so assertions on the
-// order of stream chunks run on the embedded MQTT broker only.
+// The in-process backends the tests run on; stream chunks must arrive in
+// order on both.
 const (
 	memory       backendKind = "memory"
 	embeddedMQTT backendKind = "embedded-mqtt"
@@ -252,7 +250,7 @@ func TestParametersAndFlags(t *testing.T) {
 }
 
 func TestStreaming(t *testing.T) {
-	onBackends(t, []backendKind{embeddedMQTT}, func(t *testing.T, bk backendKind) {
+	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
 		e := newEnv(t, bk, Config{}, modelParams())
 		var chunks []*response
 		for resp, err := range e.client.Stream(context.Background(), &request{Prompt: "stream this please", Streaming: true}) {
@@ -363,7 +361,7 @@ func TestRateLimitRetried(t *testing.T) {
 // A rate limit before the first chunk: the stream starts over after the
 // pause and is answered whole.
 func TestRateLimitRetriedStreaming(t *testing.T) {
-	onBackends(t, []backendKind{embeddedMQTT}, func(t *testing.T, bk backendKind) {
+	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
 		e := newEnv(t, bk, Config{}, modelParams())
 		e.srv.Script("/v1/chat/completions", openaitest.RateLimited("0.2"))
 		var text string
@@ -384,7 +382,7 @@ func TestRateLimitRetriedStreaming(t *testing.T) {
 
 // A stream that fails after some chunks ends with one llm-error response.
 func TestStreamFailsMidway(t *testing.T) {
-	onBackends(t, []backendKind{embeddedMQTT}, func(t *testing.T, bk backendKind) {
+	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
 		e := newEnv(t, bk, Config{}, modelParams())
 		e.srv.CutStreamAfter(2)
 		var got []string
