@@ -7,7 +7,8 @@
 //
 // Each measurement compares processor variants on the same broker with the
 // same messages, load generator and counter: a raw client loop
-// (pulsar-client-go or paho, no router), the same work as a typed handler on
+// (pulsar-client-go or paho; on the memory backend, RabbitMQ and Kafka a
+// loop on switchyard's adapter; no router), the same work as a typed handler on
 // switchyard's router with its default middleware, and on Pulsar a Python
 // processor built on trustgraph-base's own consumer and producer code
 // (tg_processor.py). Run runs a benchmark and returns Results, which print as
