@@ -70,6 +70,23 @@ func (g gatedLogger) Info(msg string, fields watermill.LogFields) {
 	}
 }
 
+// watermillStopLine is what watermill logs as an error when every handler
+// stopped: the router stops its handlers itself when it drains, so for a
+// processor the line is routine.
+const watermillStopLine = "All handlers stopped, closing router"
+
+// Error logs at error level, except watermill's routine stop line, which
+// goes to debug.
+func (g gatedLogger) Error(msg string, err error, fields watermill.LogFields) {
+	if msg == watermillStopLine {
+		if g.enabled(slog.LevelDebug) {
+			g.LoggerAdapter.Debug(msg, fields)
+		}
+		return
+	}
+	g.LoggerAdapter.Error(msg, err, fields)
+}
+
 // Debug logs at debug level, if enabled.
 func (g gatedLogger) Debug(msg string, fields watermill.LogFields) {
 	if g.enabled(slog.LevelDebug) {

@@ -206,8 +206,9 @@ func TestWatermillLoggerLevels(t *testing.T) {
 	l.Debug("debug line", nil)
 	l.Info("watermill info line", nil)
 	l.Error("error line", errors.New("boom"), watermill.LogFields{"k": "v"})
+	l.Error("All handlers stopped, closing router", errors.New("all router handlers stopped"), nil)
 	out := buf.String()
-	if strings.Contains(out, "trace line") || strings.Contains(out, "debug line") || strings.Contains(out, "watermill info line") {
+	if strings.Contains(out, "trace line") || strings.Contains(out, "debug line") || strings.Contains(out, "watermill info line") || strings.Contains(out, "All handlers stopped") {
 		t.Fatalf("lines below info were logged:\n%s", out)
 	}
 	if !strings.Contains(out, "error line") || !strings.Contains(out, "handler=h") || !strings.Contains(out, "k=v") {

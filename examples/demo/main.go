@@ -70,6 +70,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err := app.RunContext(ctx, args); err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)
+		if ctx.Err() != nil {
+			// Interrupted: the shell's convention for SIGINT.
+			return 130
+		}
 		return processor.ExitCode(err)
 	}
 	return 0
