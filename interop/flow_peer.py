@@ -14,11 +14,14 @@ TextCompletionClient's methods). Each command prints one line
       stream, or the exception raised (a timeout on a queue nobody serves).
 
   flow_peer.py burst --host URL --request QUEUE --response QUEUE
-               --count N [--timeout S] [--settle S]
-      N concurrent text_completion calls with prompts "burst-<i>", while a
-      consumer of its own on the response queue counts every response by
-      its id property (so a request answered twice shows). After the calls
-      it listens --settle seconds more for late duplicates.
+               --count N [--concurrency C] [--prefix P] [--timeout S] [--settle S]
+      N text_completion calls with prompts "<P><i>", at most C in flight
+      (default N: all at once; 1: one after the other), while a consumer of
+      its own on the response queue counts every response by its id
+      property (so a request answered twice shows). After the calls it
+      listens --settle seconds more for late duplicates. The client's
+      producer is TrustGraph's, so requests sent while others wait for
+      their batch to go out share one Pulsar entry.
 """
 
 import argparse
@@ -108,10 +111,13 @@ async def run_burst(args, backend):
     counting = asyncio.create_task(count())
     client = await flow_client(backend, args.request, args.response)
 
+    slots = asyncio.Semaphore(args.concurrency or args.count)
+
     async def one(i):
-        prompt = f"burst-{i}"
+        prompt = f"{args.prefix}{i}"
         try:
-            r = await client.text_completion("", prompt, timeout=args.timeout)
+            async with slots:
+                r = await client.text_completion("", prompt, timeout=args.timeout)
             return {"prompt": prompt, "result": result_info(r), "exception": None}
         except Exception as e:  # noqa: BLE001
             return {"prompt": prompt, "result": None, "exception": exception_info(e)}
@@ -157,6 +163,8 @@ def main():
     ask.add_argument("--prompt", required=True)
     ask.add_argument("--stream", action="store_true")
     burst.add_argument("--count", type=int, required=True)
+    burst.add_argument("--concurrency", type=int, default=0, help="requests in flight at most (default: all)")
+    burst.add_argument("--prefix", default="burst-", help="prompt prefix")
     burst.add_argument("--settle", type=float, default=2.0,
                        help="seconds to keep counting responses after the last answer")
     args = parser.parse_args()
