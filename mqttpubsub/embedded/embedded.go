@@ -263,7 +263,7 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 	}
 	cleanup[len(cleanup)-1] = closeServer
 	if !cfg.InMemory {
-		store := new(pebblehook.Hook)
+		store := &sessionStore{new(pebblehook.Hook)}
 		mode := pebblehook.NoSync
 		if cfg.SyncWrites {
 			mode = pebblehook.Sync
@@ -295,6 +295,19 @@ func Start(ctx context.Context, cfg Config) (b *Broker, err error) {
 		}()
 	}
 	return b, nil
+}
+
+// sessionStore is mochi's pebble storage hook, minus the in-flight
+// messages sent to clients: those are in the router's queues, and loading
+// them from both stores after a restart would send them twice.
+type sessionStore struct{ *pebblehook.Hook }
+
+// OnQosPublish implements mqtt.Hook: it stores only the acknowledgements of
+// QoS 2 messages received from clients.
+func (s *sessionStore) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
+	if pk.FixedHeader.Type != packets.Publish {
+		s.Hook.OnQosPublish(cl, pk, sent, resends)
+	}
 }
 
 // pebbleLogger sends the stores' log to the broker's log: informational

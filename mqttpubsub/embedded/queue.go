@@ -30,8 +30,10 @@ import (
 // connected client hands queued messages to it, at most the in-flight
 // window at a time, and a message leaves its queue only when the client
 // acknowledges it (PUBACK, or PUBREC for QoS 2). When a client goes away
-// its unacknowledged messages go back to the front of their queues. A
-// publish that would take a queue past its limits is refused as a whole: an
+// its unacknowledged messages stay with its session, and mochi sends them
+// again with the same packet identifiers when it resumes; when the session
+// ends (or the broker restarts) they are handed out anew from the front of
+// their queues. A publish that would take a queue past its limits is refused as a whole: an
 // MQTT 5 publisher gets a PUBACK with reason "quota exceeded", an MQTT 3
 // publisher gets no PUBACK (its send times out); nothing was stored.
 //
@@ -57,7 +59,12 @@ type router struct {
 	nextSeq  uint64
 	sessions map[*mqtt.Client]*feed
 	byClient map[string]*feed
-	wg       sync.WaitGroup
+	// parked holds, per client id, the messages handed to a persistent
+	// session whose client went away: they stay in its mochi in-flight map,
+	// which mochi sends again with the same packet identifiers when the
+	// session resumes ([MQTT-4.4.0-1]).
+	parked map[string]map[uint16]handed
+	wg     sync.WaitGroup
 }
 
 // limits are the per-session limits the router enforces.
@@ -157,6 +164,7 @@ func newRouter(db *pebble.DB, sync bool, lim limits, log *slog.Logger) (*router,
 		db: db, wo: pebble.NoSync, lim: lim, log: log,
 		queues: map[string]*queue{}, nextID: 1, nextSeq: 1,
 		sessions: map[*mqtt.Client]*feed{}, byClient: map[string]*feed{},
+		parked: map[string]map[uint16]handed{},
 	}
 	if sync {
 		r.wo = pebble.Sync
@@ -302,7 +310,7 @@ func (r *router) Stop() error {
 	r.mu.Lock()
 	r.closed = true
 	for _, f := range r.sessions {
-		r.detachLocked(f)
+		r.detachLocked(f, true)
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
@@ -576,23 +584,25 @@ func (r *router) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 
 func (r *router) acked(cl *mqtt.Client, pid uint16) {
 	r.mu.Lock()
+	out := r.parked[cl.ID]
 	f := r.sessions[cl]
-	if f == nil {
-		r.mu.Unlock()
-		return
+	if f != nil {
+		out = f.out
 	}
-	h, ok := f.out[pid]
+	h, ok := out[pid]
 	if !ok {
 		r.mu.Unlock()
 		return
 	}
-	delete(f.out, pid)
+	delete(out, pid)
 	q := h.q
 	if !q.dropped {
 		q.count--
 		q.bytes -= h.size
 	}
-	f.poke()
+	if f != nil {
+		f.poke()
+	}
 	r.mu.Unlock()
 	if !q.dropped {
 		r.remove(q.id, h.seq)
@@ -610,17 +620,20 @@ func (r *router) remove(id, seq uint64) {
 	}
 }
 
-// OnSessionEstablish detaches the feeder of a session being taken over, so
-// its unacknowledged messages go back to their queues before mochi copies
-// the session, and empties a client's own queue when it starts clean.
+// OnSessionEstablish stops the feeder of a session being taken over before
+// mochi copies the session: its unacknowledged messages stay with the
+// session, to be sent again with their packet identifiers. A client that
+// starts clean loses its own queue, and the messages of shared queues it
+// had go back to them.
 func (r *router) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if f := r.byClient[cl.ID]; f != nil {
-		r.detachLocked(f)
+		r.detachLocked(f, true)
 	}
 	if pk.Connect.Clean {
 		r.dropLocked(r.queues["c"+cl.ID])
+		r.releaseLocked(cl.ID, nil)
 	}
 }
 
@@ -632,13 +645,18 @@ func (r *router) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		return
 	}
 	if f := r.byClient[cl.ID]; f != nil {
-		r.detachLocked(f)
+		r.detachLocked(f, true)
 	}
 	window := r.lim.maxInflight
 	if rm := int(cl.Properties.Props.ReceiveMaximum); cl.Properties.ProtocolVersion == 5 && rm > 0 {
 		window = min(window, rm)
 	}
-	f := &feed{cl: cl, window: window, out: map[uint16]handed{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	out := r.parked[cl.ID]
+	delete(r.parked, cl.ID)
+	if out == nil {
+		out = map[uint16]handed{}
+	}
+	f := &feed{cl: cl, window: window, out: out, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	r.attachLocked(f, r.queueLocked("c"+cl.ID))
 	for filter := range cl.State.Subscriptions.GetAll() {
 		if mqtt.IsSharedFilter(filter) {
@@ -660,30 +678,30 @@ func (r *router) attachLocked(f *feed, q *queue) {
 	f.queues = append(f.queues, q)
 }
 
-// detachLocked stops a feeder and puts its unacknowledged messages back at
-// the front of their queues.
-func (r *router) detachLocked(f *feed) {
+// detachLocked stops a feeder. With park, the messages handed to its client
+// and not acknowledged stay with the client's session (and in its mochi
+// in-flight map); without, they go back to the front of their queues.
+func (r *router) detachLocked(f *feed, park bool) {
 	if f.stopped {
 		return
 	}
 	f.stopped = true
 	close(f.done)
-	back := map[*queue][]uint64{}
-	for pid, h := range f.out {
-		if f.cl.State.Inflight.Delete(pid) {
-			atomic.AddInt64(&r.server.Info.Inflight, -1)
-			f.cl.State.Inflight.IncreaseSendQuota()
+	id := f.cl.ID
+	if park && len(f.out) > 0 {
+		p := r.parked[id]
+		if p == nil {
+			p = map[uint16]handed{}
+			r.parked[id] = p
 		}
-		if !h.q.dropped {
-			back[h.q] = append(back[h.q], h.seq)
+		for pid, h := range f.out {
+			p[pid] = h
 		}
+	} else if len(f.out) > 0 {
+		r.releaseLocked(id, f)
 	}
 	f.out = nil
 	f.qos0 = nil
-	for q, seqs := range back {
-		slices.Sort(seqs)
-		q.pushFront(seqs)
-	}
 	for _, q := range f.queues {
 		delete(q.feeds, f)
 		for g := range q.feeds {
@@ -692,8 +710,42 @@ func (r *router) detachLocked(f *feed) {
 	}
 	f.queues = nil
 	delete(r.sessions, f.cl)
-	if r.byClient[f.cl.ID] == f {
-		delete(r.byClient, f.cl.ID)
+	if r.byClient[id] == f {
+		delete(r.byClient, id)
+	}
+}
+
+// releaseLocked puts the messages parked for a client (and those handed out
+// by f, when not nil) back at the front of their queues and out of the
+// client's in-flight map.
+func (r *router) releaseLocked(id string, f *feed) {
+	back := map[*queue][]uint64{}
+	take := func(cl *mqtt.Client, out map[uint16]handed) {
+		for pid, h := range out {
+			if cl != nil && cl.State.Inflight.Delete(pid) {
+				atomic.AddInt64(&r.server.Info.Inflight, -1)
+				cl.State.Inflight.IncreaseSendQuota()
+			}
+			if !h.q.dropped {
+				back[h.q] = append(back[h.q], h.seq)
+			}
+		}
+	}
+	if p := r.parked[id]; p != nil {
+		cl, _ := r.server.Clients.Get(id)
+		take(cl, p)
+		delete(r.parked, id)
+	}
+	if f != nil {
+		take(f.cl, f.out)
+		f.out = map[uint16]handed{}
+	}
+	for q, seqs := range back {
+		slices.Sort(seqs)
+		q.pushFront(seqs)
+		for g := range q.feeds {
+			g.poke()
+		}
 	}
 }
 
@@ -702,11 +754,13 @@ func (r *router) detachLocked(f *feed) {
 func (r *router) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	ends := expire && !cl.IsTakenOver() && !r.closed
 	if f := r.sessions[cl]; f != nil {
-		r.detachLocked(f)
+		r.detachLocked(f, !ends)
 	}
-	if expire && !cl.IsTakenOver() && r.byClient[cl.ID] == nil && !r.closed {
+	if ends && r.byClient[cl.ID] == nil {
 		r.dropLocked(r.queues["c"+cl.ID])
+		r.releaseLocked(cl.ID, nil)
 	}
 }
 
@@ -716,6 +770,7 @@ func (r *router) OnClientExpired(cl *mqtt.Client) {
 	defer r.mu.Unlock()
 	if r.byClient[cl.ID] == nil {
 		r.dropLocked(r.queues["c"+cl.ID])
+		r.releaseLocked(cl.ID, nil)
 	}
 }
 
