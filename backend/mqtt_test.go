@@ -83,7 +83,7 @@ func TestMQTTSettingsValidation(t *testing.T) {
 // startBroker starts an embedded broker and returns a config that reaches it.
 func startBroker(t *testing.T, users string) Config {
 	t.Helper()
-	bc := embedded.Config{Listen: "127.0.0.1:0"}
+	bc := embedded.Config{Listen: "127.0.0.1:0", InMemory: true}
 	if users != "" {
 		bc.UsersFile = filepath.Join(t.TempDir(), "users")
 		if err := os.WriteFile(bc.UsersFile, []byte(users), 0o600); err != nil {

@@ -3,16 +3,13 @@ package flow_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchyard-go/switchyard/backend"
-	"github.com/switchyard-go/switchyard/configsvc"
 	"github.com/switchyard-go/switchyard/flow"
-	"github.com/switchyard-go/switchyard/mqttpubsub/embedded"
+	"github.com/switchyard-go/switchyard/internal/flowtest"
 	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/rrclient"
 	"github.com/switchyard-go/switchyard/schema"
@@ -31,75 +28,6 @@ func completion(ctx context.Context, req *schema.TextCompletionRequest) (*schema
 func definition(ws, name, model string) string {
 	return fmt.Sprintf(`{"topics": {"request": "request:tg:tc:%s:%s", "response": "response:tg:tc:%s:%s"}, "parameters": {"model": %q}}`,
 		ws, name, ws, name, model)
-}
-
-type backendCase struct {
-	name string
-	open func(t *testing.T) router.Backend
-}
-
-func backends() []backendCase {
-	return []backendCase{
-		{"memory", func(t *testing.T) router.Backend {
-			b := backend.NewMemory(nil)
-			t.Cleanup(func() { _ = b.Close() })
-			return b
-		}},
-		{"embedded-mqtt", func(t *testing.T) router.Backend {
-			br, err := embedded.Start(context.Background(), embedded.Config{Listen: "127.0.0.1:0", InMemory: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = br.Close() })
-			host, port, _ := net.SplitHostPort(br.Addr())
-			p, _ := strconv.Atoi(port)
-			cfg := backend.Config{Name: backend.MQTT, ClientName: "flowtest", MQTT: backend.MQTTSettings{Host: host, Port: p, ClientID: "flowtest"}}
-			b, err := backend.New(context.Background(), cfg, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = b.Close() })
-			return b
-		}},
-	}
-}
-
-// runConfigService runs a Go configuration service on b.
-func runConfigService(t *testing.T, b router.Backend) *configsvc.Service {
-	t.Helper()
-	svc, err := configsvc.New(configsvc.Config{}, b.Publisher())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := router.New(router.Config{ID: "config-svc"}, b, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Register(r); err != nil {
-		t.Fatal(err)
-	}
-	runInBackground(t, r.Run, r.Running())
-	return svc
-}
-
-func runInBackground(t *testing.T, run func(context.Context) error, ready <-chan struct{}) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("stopped with %v", err)
-		}
-	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("stopped before it was ready: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("not ready within 20s")
-	}
 }
 
 func ask(t *testing.T, b router.Backend, ws, name string, timeout time.Duration) (string, error) {
@@ -139,69 +67,67 @@ func waitFlows(t *testing.T, rt *flow.Runtime, want ...string) {
 // The runtime starts the flows the configuration names, follows changes
 // without a restart and leaves the other flows alone.
 func TestRuntimeFollowsTheConfiguration(t *testing.T) {
-	for _, bc := range backends() {
-		t.Run(bc.name, func(t *testing.T) {
-			b := bc.open(t)
-			svc := runConfigService(t, b)
-			ctx := context.Background()
-			key := "processor:tc"
-			// Present before the processor starts: found by the startup fetch.
-			if err := svc.Put(ctx, "default", schema.ConfigValue{Type: key, Key: "f1", Value: definition("default", "f1", "m1")}); err != nil {
-				t.Fatal(err)
-			}
-			// Reserved workspaces are skipped.
-			if err := svc.Put(ctx, "_template", schema.ConfigValue{Type: key, Key: "t", Value: definition("_template", "t", "x")}); err != nil {
-				t.Fatal(err)
-			}
-			rt, err := flow.New(flow.Config{ID: "tc", RetryInterval: 100 * time.Millisecond}, b, nil,
-				flow.Handle("request", "response", completion, router.WithErrorType("llm-error")), flow.Parameter("model"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			runInBackground(t, rt.Run, rt.Ready())
-			waitFlows(t, rt, "default/f1")
-			if got, err := ask(t, b, "default", "f1", 10*time.Second); err != nil || got != "f1:m1:hi" {
-				t.Fatalf("f1 answered %q, %v", got, err)
-			}
-			f := rt.Flows()[0]
-			if sub := f.Handlers[0].Subscription; sub != "tc--default--f1--request" {
-				t.Fatalf("subscription %q, want TrustGraph's name", sub)
-			}
+	flowtest.ForEach(t, flowtest.Kinds, func(t *testing.T, k flowtest.Kind) {
+		b := flowtest.Open(t, k, nil)
+		svc := flowtest.ConfigService(t, b, nil)
+		ctx := context.Background()
+		key := "processor:tc"
+		// Present before the processor starts: found by the startup fetch.
+		if err := svc.Put(ctx, "default", schema.ConfigValue{Type: key, Key: "f1", Value: definition("default", "f1", "m1")}); err != nil {
+			t.Fatal(err)
+		}
+		// Reserved workspaces are skipped.
+		if err := svc.Put(ctx, "_template", schema.ConfigValue{Type: key, Key: "t", Value: definition("_template", "t", "x")}); err != nil {
+			t.Fatal(err)
+		}
+		rt, err := flow.New(flow.Config{ID: "tc", RetryInterval: 100 * time.Millisecond}, b, nil,
+			flow.Handle("request", "response", completion, router.WithErrorType("llm-error")), flow.Parameter("model"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		flowtest.Run(t, rt.Run, rt.Ready())
+		waitFlows(t, rt, "default/f1")
+		if got, err := ask(t, b, "default", "f1", 10*time.Second); err != nil || got != "f1:m1:hi" {
+			t.Fatalf("f1 answered %q, %v", got, err)
+		}
+		f := rt.Flows()[0]
+		if sub := f.Handlers[0].Subscription; sub != "tc--default--f1--request" {
+			t.Fatalf("subscription %q, want TrustGraph's name", sub)
+		}
 
-			// A new flow starts, a removed one stops, without a restart.
-			if err := svc.Put(ctx, "default", schema.ConfigValue{Type: key, Key: "f2", Value: definition("default", "f2", "m2")}); err != nil {
-				t.Fatal(err)
+		// A new flow starts, a removed one stops, without a restart.
+		if err := svc.Put(ctx, "default", schema.ConfigValue{Type: key, Key: "f2", Value: definition("default", "f2", "m2")}); err != nil {
+			t.Fatal(err)
+		}
+		waitFlows(t, rt, "default/f1", "default/f2")
+		if err := svc.Delete(ctx, "default", schema.ConfigKey{Type: key, Key: "f1"}); err != nil {
+			t.Fatal(err)
+		}
+		waitFlows(t, rt, "default/f2")
+		if got, err := ask(t, b, "default", "f2", 10*time.Second); err != nil || got != "f2:m2:hi" {
+			t.Fatalf("f2 answered %q, %v", got, err)
+		}
+		if got, err := ask(t, b, "default", "f1", 300*time.Millisecond); err == nil {
+			t.Fatalf("the removed flow f1 still answered %q", got)
+		}
+		// A changed definition restarts the flow with it.
+		if err := svc.Put(ctx, "default", schema.ConfigValue{Type: key, Key: "f2", Value: definition("default", "f2", "m3")}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, err := ask(t, b, "default", "f2", 5*time.Second)
+			if err == nil && got == "f2:m3:hi" {
+				break
 			}
-			waitFlows(t, rt, "default/f1", "default/f2")
-			if err := svc.Delete(ctx, "default", schema.ConfigKey{Type: key, Key: "f1"}); err != nil {
-				t.Fatal(err)
+			if time.Now().After(deadline) {
+				t.Fatalf("f2 answered %q, %v after its model changed", got, err)
 			}
-			waitFlows(t, rt, "default/f2")
-			if got, err := ask(t, b, "default", "f2", 10*time.Second); err != nil || got != "f2:m2:hi" {
-				t.Fatalf("f2 answered %q, %v", got, err)
-			}
-			if got, err := ask(t, b, "default", "f1", 300*time.Millisecond); err == nil {
-				t.Fatalf("the removed flow f1 still answered %q", got)
-			}
-			// A changed definition restarts the flow with it.
-			if err := svc.Put(ctx, "default", schema.ConfigValue{Type: key, Key: "f2", Value: definition("default", "f2", "m3")}); err != nil {
-				t.Fatal(err)
-			}
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				got, err := ask(t, b, "default", "f2", 5*time.Second)
-				if err == nil && got == "f2:m3:hi" {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("f2 answered %q, %v after its model changed", got, err)
-				}
-			}
-			if v := rt.Version(); v != svc.Version() {
-				t.Fatalf("runtime at version %d, service at %d", v, svc.Version())
-			}
-		})
-	}
+		}
+		if v := rt.Version(); v != svc.Version() {
+			t.Fatalf("runtime at version %d, service at %d", v, svc.Version())
+		}
+	})
 }
 
 // Without a configuration service the runtime keeps retrying and stops
@@ -223,7 +149,7 @@ func TestRuntimeRetriesUntilTheServiceAnswers(t *testing.T) {
 		t.Fatal("ready without a configuration")
 	default:
 	}
-	svc := runConfigService(t, b)
+	svc := flowtest.ConfigService(t, b, nil)
 	if err := svc.Put(context.Background(), "w", schema.ConfigValue{Type: "processor:tc", Key: "f", Value: definition("w", "f", "m")}); err != nil {
 		t.Fatal(err)
 	}

@@ -199,10 +199,23 @@ func Deliver(cfg DeliveryConfig) (message.HandlerMiddleware, error) {
 // input may be acked.
 func (cfg DeliveryConfig) giveUp(msg *message.Message, attempt int, last bool, cause error) error {
 	errType, text := cfg.ErrorType, cause.Error()
+	// The client is told what failed; the log and the poison reason also
+	// say how many outputs went before.
+	answer := text
 	var typed *typedError
 	var decode *DecodeError
 	var input *InputError
+	var stream *streamStarted
 	suspect := last && !IsPermanent(cause) // exhausted deliveries
+	respond := cfg.RespondError != nil && msg.Metadata.Get(IDProperty) != ""
+	if errors.As(cause, &stream) {
+		answer = stream.err.Error()
+		if stream.final {
+			// The client already has its last message: nothing may follow
+			// it, so the failure goes to the poison queue only.
+			respond, suspect = false, true
+		}
+	}
 	switch {
 	case errors.As(cause, &typed):
 		errType = typed.errType
@@ -211,10 +224,11 @@ func (cfg DeliveryConfig) giveUp(msg *message.Message, attempt int, last bool, c
 	}
 	if suspect && last {
 		text = fmt.Sprintf("gave up after %d deliveries: %s", attempt, text)
+		answer = fmt.Sprintf("gave up after %d deliveries: %s", attempt, answer)
 	}
 	answered := false
-	if cfg.RespondError != nil && msg.Metadata.Get(IDProperty) != "" {
-		if err := cfg.RespondError(msg, errType, text); err != nil {
+	if respond {
+		if err := cfg.RespondError(msg, errType, answer); err != nil {
 			if !IsPermanent(err) {
 				return fmt.Errorf("cannot send the error response (input kept for redelivery): %w", err)
 			}

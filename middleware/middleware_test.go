@@ -427,11 +427,36 @@ func TestStreamFailingMidwayEndsWithAnErrorNotARetry(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("published %d, want the chunk and one error", len(got))
 	}
-	if r := errorResponse(t, got[1]); !strings.Contains(r.Error.Message, "stream failed after 1 outputs: model crashed") {
-		t.Fatalf("error %+v", r.Error)
+	if r := errorResponse(t, got[1]); r.Error.Message != "model crashed" {
+		t.Fatalf("error %+v: the client is told what failed", r.Error)
 	}
 	if s := c.Snapshot(); s.Retries != 0 {
 		t.Fatalf("retried a started stream: %+v", s)
+	}
+}
+
+func TestFailureAfterTheFinalOutputSendsNothingMore(t *testing.T) {
+	pub := &recordingPublisher{}
+	h := typed(t)(HandleStream(func(_ context.Context, _ *greeting, emit func(*schema.TextCompletionResponse) error) error {
+		if err := emit(&schema.TextCompletionResponse{Response: "all", EndOfStream: true}); err != nil {
+			return err
+		}
+		return errors.New("late failure")
+	}, Output{Publisher: pub, Topic: outTopic}))
+	fn, err := Chain(h.Call, Policy{Delivery: DeliveryConfig{
+		Poison: PoisonConfig{Publisher: pub, Topic: poisonTopic}, RespondError: h.RespondError,
+	}, Counters: &Counters{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fn(newMsg(`{}`, "s")); err != nil {
+		t.Fatal(err)
+	}
+	if got := pub.on(outTopic); len(got) != 1 {
+		t.Fatalf("published %d messages after end_of_stream; nothing may follow the final one", len(got)-1)
+	}
+	if p := pub.on(poisonTopic); len(p) != 1 || !strings.Contains(p[0].Metadata.Get(PoisonReasonKey), "stream failed after 1 outputs: late failure") {
+		t.Fatalf("poison %v", p)
 	}
 }
 

@@ -58,6 +58,7 @@ type Typed struct {
 type streamStarted struct {
 	err     error
 	emitted int
+	final   bool // the final output was among them
 }
 
 func (e *streamStarted) Error() string {
@@ -142,7 +143,7 @@ func HandleStream[Req, Resp any](fn StreamFunc[Req, Resp], out Output) (Typed, e
 				}
 			}
 			if err != nil && emitted > 0 {
-				return nil, &streamStarted{err: err, emitted: emitted}
+				return nil, &streamStarted{err: err, emitted: emitted, final: ended}
 			}
 			return nil, err
 		},

@@ -28,7 +28,7 @@ type testBroker struct {
 var embeddedURL string
 
 func TestMain(m *testing.M) {
-	b, err := embedded.Start(context.Background(), embedded.Config{Listen: "127.0.0.1:0"})
+	b, err := embedded.Start(context.Background(), embedded.Config{Listen: "127.0.0.1:0", InMemory: true})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting the embedded broker: %v\n", err)
 		os.Exit(1)

@@ -602,7 +602,7 @@ func TestWrongPasswordFailsFastAndClearly(t *testing.T) {
 		if err := os.WriteFile(users, []byte("alice:right-password-123\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		broker, err := embedded.Start(context.Background(), embedded.Config{Listen: "127.0.0.1:0", UsersFile: users})
+		broker, err := embedded.Start(context.Background(), embedded.Config{Listen: "127.0.0.1:0", UsersFile: users, InMemory: true})
 		if err != nil {
 			t.Fatal(err)
 		}

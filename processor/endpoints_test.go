@@ -2,7 +2,6 @@ package processor
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,33 +21,16 @@ import (
 
 	"github.com/switchyard-go/switchyard/backend"
 	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/internal/flowtest"
 	"github.com/switchyard-go/switchyard/mqttpubsub/embedded"
 	"github.com/switchyard-go/switchyard/router"
 )
-
-// syncBuffer is a log sink safe for the processor's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 var metricsAt = regexp.MustCompile(`metrics=(\S+)`)
 
 // runProcessor runs an upper-casing processor with args until the test ends
 // and returns its endpoints' address and its log.
-func runProcessor(t *testing.T, args ...string) (string, *syncBuffer) {
+func runProcessor(t *testing.T, args ...string) (string, *flowtest.Logs) {
 	t.Helper()
 	p := Processor{
 		Name: "upper",
@@ -57,7 +38,7 @@ func runProcessor(t *testing.T, args ...string) (string, *syncBuffer) {
 			func(_ context.Context, a *ask) (*answer, error) { return &answer{A: strings.ToUpper(a.Q)}, nil })},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &flowtest.Logs{}
 	done := make(chan int, 1)
 	go func() {
 		done <- p.Run(ctx, append([]string{"upper", "--metrics-addr", "127.0.0.1:0"}, args...), io.Discard, logs)

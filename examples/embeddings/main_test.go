@@ -1,28 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/switchyard-go/switchyard/backend"
-	"github.com/switchyard-go/switchyard/configsvc"
 	"github.com/switchyard-go/switchyard/flow"
+	"github.com/switchyard-go/switchyard/internal/flowtest"
 	"github.com/switchyard-go/switchyard/llm"
 	"github.com/switchyard-go/switchyard/llm/openai/openaitest"
-	"github.com/switchyard-go/switchyard/mqttpubsub/embedded"
 	"github.com/switchyard-go/switchyard/processor"
-	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/rrclient"
 	"github.com/switchyard-go/switchyard/schema"
 )
@@ -37,116 +29,21 @@ type (
 	response = schema.EmbeddingsResponse
 )
 
-// syncBuffer collects log lines from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitLog waits until logs hold line and returns them.
-func waitLog(t *testing.T, logs *syncBuffer, line string) string {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s := logs.String()
-		if strings.Contains(s, line) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the logs within 10s:\n%s", line, s)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // env is an embeddings processor running in process on the memory
 // backend, with a Go configuration service and a fake OpenAI server.
 type env struct {
 	srv     *openaitest.Server
 	client  *rrclient.Client[request, response]
 	metrics *llm.EmbeddingsMetrics
-	logs    *syncBuffer
-}
-
-func runInBackground(t *testing.T, run func(context.Context) error, ready <-chan struct{}) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("stopped with %v", err)
-		}
-	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("stopped before it was ready: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("not ready within 20s")
-	}
-}
-
-// backendKind names the backend an env runs on.
-type backendKind string
-
-// The in-process backends the tests run on.
-const (
-	memory       backendKind = "memory"
-	embeddedMQTT backendKind = "embedded-mqtt"
-)
-
-var allBackends = []backendKind{memory, embeddedMQTT}
-
-// onBackends runs test once per backend.
-func onBackends(t *testing.T, kinds []backendKind, test func(t *testing.T, bk backendKind)) {
-	for _, bk := range kinds {
-		t.Run(string(bk), func(t *testing.T) { test(t, bk) })
-	}
-}
-
-func openBackend(t *testing.T, bk backendKind, log watermill.LoggerAdapter) router.Backend {
-	t.Helper()
-	if bk == memory {
-		b := backend.NewMemory(log)
-		t.Cleanup(func() { _ = b.Close() })
-		return b
-	}
-	br, err := embedded.Start(context.Background(), embedded.Config{Listen: "127.0.0.1:0", InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = br.Close() })
-	host, port, _ := net.SplitHostPort(br.Addr())
-	p, _ := strconv.Atoi(port)
-	cfg := backend.Config{Name: backend.MQTT, ClientName: "embtest", MQTT: backend.MQTTSettings{Host: host, Port: p, ClientID: "embtest"}}
-	b, err := backend.New(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
+	logs    *flowtest.Logs
 }
 
 // newEnv starts the processor with the flags cfg gives (the key and URL
 // point at the fake server unless set) on flow default/default, whose
 // parameters are params (JSON).
-func newEnv(t *testing.T, bk backendKind, cfg Config, params string) *env {
+func newEnv(t *testing.T, bk flowtest.Kind, cfg Config, params string) *env {
 	t.Helper()
-	e := &env{srv: openaitest.New(t.Cleanup), metrics: llm.NewEmbeddingsMetrics(), logs: &syncBuffer{}}
+	e := &env{srv: openaitest.New(t.Cleanup), metrics: llm.NewEmbeddingsMetrics(), logs: &flowtest.Logs{}}
 	e.srv.Key = testKey
 	if cfg.URL == "" {
 		cfg.URL = e.srv.BaseURL()
@@ -155,20 +52,9 @@ func newEnv(t *testing.T, bk backendKind, cfg Config, params string) *env {
 		cfg.APIKey = testKey
 	}
 	log := processor.WatermillLogger(processor.NewLogger(e.logs, "debug"))
-	b := openBackend(t, bk, log)
+	b := flowtest.Open(t, bk, log)
 
-	cs, err := configsvc.New(configsvc.Config{}, b.Publisher())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := router.New(router.Config{ID: "config-svc"}, b, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cs.Register(r); err != nil {
-		t.Fatal(err)
-	}
-	runInBackground(t, r.Run, r.Running())
+	cs := flowtest.ConfigService(t, b, log)
 	def := `{"topics": {"request": "request:tg:embeddings:default:default", "response": "response:tg:embeddings:default:default"}, "parameters": ` + params + `}`
 	if err := cs.Put(context.Background(), "default", schema.ConfigValue{Type: "processor:" + Name, Key: "default", Value: def}); err != nil {
 		t.Fatal(err)
@@ -182,7 +68,7 @@ func newEnv(t *testing.T, bk backendKind, cfg Config, params string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runInBackground(t, rt.Run, rt.Ready())
+	flowtest.Run(t, rt.Run, rt.Ready())
 	if n := len(rt.Flows()); n != 1 {
 		t.Fatalf("%d flows running, want 1", n)
 	}
@@ -202,7 +88,7 @@ func newEnv(t *testing.T, bk backendKind, cfg Config, params string) *env {
 }
 
 func TestEmbeddings(t *testing.T) {
-	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
+	flowtest.ForEach(t, flowtest.Kinds, func(t *testing.T, bk flowtest.Kind) {
 		e := newEnv(t, bk, Config{Model: "flag-model"}, `{"model": "`+flowModel+`"}`)
 		texts := []string{"a", "bb cc", "ddd eee fff"}
 		resp, err := e.client.Request(context.Background(), &request{Texts: texts})
@@ -227,7 +113,7 @@ func TestEmbeddings(t *testing.T) {
 // Without a model parameter (or with the flow service's unresolved
 // placeholder) --model is used.
 func TestModelFlag(t *testing.T) {
-	e := newEnv(t, memory, Config{Model: "flag-model"}, `{"model": "{embeddings-model}"}`)
+	e := newEnv(t, flowtest.Memory, Config{Model: "flag-model"}, `{"model": "{embeddings-model}"}`)
 	if _, err := e.client.Request(context.Background(), &request{Texts: []string{"x"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +132,7 @@ func responseError(t *testing.T, err error, wantType string) *rrclient.ResponseE
 }
 
 func TestUpstreamErrors(t *testing.T) {
-	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
+	flowtest.ForEach(t, flowtest.Kinds, func(t *testing.T, bk flowtest.Kind) {
 		e := newEnv(t, bk, Config{}, `{"model": "`+flowModel+`"}`)
 		e.srv.Script("/v1/embeddings", openaitest.ServerError(), openaitest.QuotaExhausted())
 		_, err := e.client.Request(context.Background(), &request{Texts: []string{"x"}})
@@ -264,7 +150,7 @@ func TestUpstreamErrors(t *testing.T) {
 }
 
 func TestRateLimitRetried(t *testing.T) {
-	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
+	flowtest.ForEach(t, flowtest.Kinds, func(t *testing.T, bk flowtest.Kind) {
 		e := newEnv(t, bk, Config{}, `{"model": "`+flowModel+`"}`)
 		e.srv.Script("/v1/embeddings", openaitest.RateLimited("1"))
 		start := time.Now()
@@ -286,10 +172,10 @@ func TestRateLimitRetried(t *testing.T) {
 
 func TestKeyNeverShown(t *testing.T) {
 	wrong := "sk-proj-WRONGKEY9876543210"
-	e := newEnv(t, memory, Config{APIKey: wrong}, `{"model": "`+flowModel+`"}`)
+	e := newEnv(t, flowtest.Memory, Config{APIKey: wrong}, `{"model": "`+flowModel+`"}`)
 	_, err := e.client.Request(context.Background(), &request{Texts: []string{"x"}})
 	re := responseError(t, err, ErrorType)
-	logs := waitLog(t, e.logs, "Answered with an error response")
+	logs := e.logs.WaitFor(t, "Answered with an error response")
 	if !strings.Contains(re.Message, "invalid_api_key") {
 		t.Fatalf("message %q; logs\n%s", re.Message, logs)
 	}
@@ -303,7 +189,7 @@ func TestKeyNeverShown(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	e := newEnv(t, memory, Config{}, `{"model": "`+flowModel+`"}`)
+	e := newEnv(t, flowtest.Memory, Config{}, `{"model": "`+flowModel+`"}`)
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(e.metrics); err != nil {
 		t.Fatal(err)

@@ -1,28 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/switchyard-go/switchyard/backend"
-	"github.com/switchyard-go/switchyard/configsvc"
 	"github.com/switchyard-go/switchyard/flow"
+	"github.com/switchyard-go/switchyard/internal/flowtest"
 	"github.com/switchyard-go/switchyard/llm"
 	"github.com/switchyard-go/switchyard/llm/openai/openaitest"
-	"github.com/switchyard-go/switchyard/mqttpubsub/embedded"
 	"github.com/switchyard-go/switchyard/processor"
-	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/rrclient"
 	"github.com/switchyard-go/switchyard/schema"
 )
@@ -32,117 +24,21 @@ const (
 	flowModel = "gpt-4o-mini"
 )
 
-// syncBuffer collects log lines from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitLog waits until logs hold line and returns them.
-func waitLog(t *testing.T, logs *syncBuffer, line string) string {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s := logs.String()
-		if strings.Contains(s, line) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the logs within 10s:\n%s", line, s)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // env is a text-completion processor running in process on the memory
 // backend, with a Go configuration service and a fake OpenAI server.
 type env struct {
 	srv     *openaitest.Server
 	client  *rrclient.Client[request, response]
 	metrics *llm.CompletionMetrics
-	logs    *syncBuffer
-}
-
-func runInBackground(t *testing.T, run func(context.Context) error, ready <-chan struct{}) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("stopped with %v", err)
-		}
-	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("stopped before it was ready: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("not ready within 20s")
-	}
-}
-
-// backendKind names the backend an env runs on.
-type backendKind string
-
-// The in-process backends the tests run on; stream chunks must arrive in
-// order on both.
-const (
-	memory       backendKind = "memory"
-	embeddedMQTT backendKind = "embedded-mqtt"
-)
-
-var allBackends = []backendKind{memory, embeddedMQTT}
-
-// onBackends runs test once per backend.
-func onBackends(t *testing.T, kinds []backendKind, test func(t *testing.T, bk backendKind)) {
-	for _, bk := range kinds {
-		t.Run(string(bk), func(t *testing.T) { test(t, bk) })
-	}
-}
-
-func openBackend(t *testing.T, bk backendKind, log watermill.LoggerAdapter) router.Backend {
-	t.Helper()
-	if bk == memory {
-		b := backend.NewMemory(log)
-		t.Cleanup(func() { _ = b.Close() })
-		return b
-	}
-	br, err := embedded.Start(context.Background(), embedded.Config{Listen: "127.0.0.1:0", InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = br.Close() })
-	host, port, _ := net.SplitHostPort(br.Addr())
-	p, _ := strconv.Atoi(port)
-	cfg := backend.Config{Name: backend.MQTT, ClientName: "tctest", MQTT: backend.MQTTSettings{Host: host, Port: p, ClientID: "tctest"}}
-	b, err := backend.New(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
+	logs    *flowtest.Logs
 }
 
 // newEnv starts the processor with the flags cfg gives (the key and URL
 // point at the fake server unless set) on flow default/default, whose
 // parameters are params (JSON).
-func newEnv(t *testing.T, bk backendKind, cfg Config, params string) *env {
+func newEnv(t *testing.T, bk flowtest.Kind, cfg Config, params string) *env {
 	t.Helper()
-	e := &env{srv: openaitest.New(t.Cleanup), metrics: llm.NewCompletionMetrics(), logs: &syncBuffer{}}
+	e := &env{srv: openaitest.New(t.Cleanup), metrics: llm.NewCompletionMetrics(), logs: &flowtest.Logs{}}
 	e.srv.Key = testKey
 	if cfg.URL == "" {
 		cfg.URL = e.srv.BaseURL()
@@ -151,20 +47,9 @@ func newEnv(t *testing.T, bk backendKind, cfg Config, params string) *env {
 		cfg.APIKey = testKey
 	}
 	log := processor.WatermillLogger(processor.NewLogger(e.logs, "debug"))
-	b := openBackend(t, bk, log)
+	b := flowtest.Open(t, bk, log)
 
-	cs, err := configsvc.New(configsvc.Config{}, b.Publisher())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := router.New(router.Config{ID: "config-svc"}, b, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cs.Register(r); err != nil {
-		t.Fatal(err)
-	}
-	runInBackground(t, r.Run, r.Running())
+	cs := flowtest.ConfigService(t, b, log)
 	def := `{"topics": {"request": "request:tg:text-completion:default:default", "response": "response:tg:text-completion:default:default"}, "parameters": ` + params + `}`
 	if err := cs.Put(context.Background(), "default", schema.ConfigValue{Type: "processor:" + Name, Key: "default", Value: def}); err != nil {
 		t.Fatal(err)
@@ -178,7 +63,7 @@ func newEnv(t *testing.T, bk backendKind, cfg Config, params string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runInBackground(t, rt.Run, rt.Ready())
+	flowtest.Run(t, rt.Run, rt.Ready())
 	if n := len(rt.Flows()); n != 1 {
 		t.Fatalf("%d flows running, want 1", n)
 	}
@@ -200,7 +85,7 @@ func newEnv(t *testing.T, bk backendKind, cfg Config, params string) *env {
 func modelParams() string { return fmt.Sprintf(`{"model": %q}`, flowModel) }
 
 func TestCompletion(t *testing.T) {
-	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
+	flowtest.ForEach(t, flowtest.Kinds, func(t *testing.T, bk flowtest.Kind) {
 		e := newEnv(t, bk, Config{Model: "flag-model", Temperature: 0.3}, modelParams())
 		resp, err := e.client.Request(context.Background(), &request{System: "be brief", Prompt: "hello there"})
 		if err != nil {
@@ -227,7 +112,7 @@ func TestCompletion(t *testing.T) {
 // model parameter --model is used; --thinking sends reasoning_effort with
 // temperature 1.
 func TestParametersAndFlags(t *testing.T) {
-	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
+	flowtest.ForEach(t, flowtest.Kinds, func(t *testing.T, bk flowtest.Kind) {
 		e := newEnv(t, bk, Config{Model: "flag-model", Temperature: 0.3, MaxOutput: 50}, `{"temperature": 0.7}`)
 		resp, err := e.client.Request(context.Background(), &request{Prompt: "p"})
 		if err != nil {
@@ -250,7 +135,7 @@ func TestParametersAndFlags(t *testing.T) {
 }
 
 func TestStreaming(t *testing.T) {
-	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
+	flowtest.ForEach(t, flowtest.Kinds, func(t *testing.T, bk flowtest.Kind) {
 		e := newEnv(t, bk, Config{}, modelParams())
 		var chunks []*response
 		for resp, err := range e.client.Stream(context.Background(), &request{Prompt: "stream this please", Streaming: true}) {
@@ -282,7 +167,7 @@ func TestStreaming(t *testing.T) {
 }
 
 func TestListModels(t *testing.T) {
-	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
+	flowtest.ForEach(t, flowtest.Kinds, func(t *testing.T, bk flowtest.Kind) {
 		e := newEnv(t, bk, Config{}, modelParams())
 		resp, err := e.client.Request(context.Background(), &request{Operation: schema.OperationListModels})
 		if err != nil {
@@ -310,7 +195,7 @@ func responseError(t *testing.T, err error, wantType string) *rrclient.ResponseE
 // Upstream failures other than rate limits are answered at once with an
 // llm-error response, without a second call.
 func TestUpstreamErrors(t *testing.T) {
-	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
+	flowtest.ForEach(t, flowtest.Kinds, func(t *testing.T, bk flowtest.Kind) {
 		e := newEnv(t, bk, Config{}, modelParams())
 		e.srv.Script("/v1/chat/completions", openaitest.ServerError(), openaitest.QuotaExhausted())
 		_, err := e.client.Request(context.Background(), &request{Prompt: "p"})
@@ -337,7 +222,7 @@ func TestUpstreamErrors(t *testing.T) {
 // A rate limit sends no response: the request is delivered again after the
 // pause the server asked for, and then answered.
 func TestRateLimitRetried(t *testing.T) {
-	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
+	flowtest.ForEach(t, flowtest.Kinds, func(t *testing.T, bk flowtest.Kind) {
 		e := newEnv(t, bk, Config{}, modelParams())
 		e.srv.Script("/v1/chat/completions", openaitest.RateLimited("1"))
 		start := time.Now()
@@ -361,7 +246,7 @@ func TestRateLimitRetried(t *testing.T) {
 // A rate limit before the first chunk: the stream starts over after the
 // pause and is answered whole.
 func TestRateLimitRetriedStreaming(t *testing.T) {
-	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
+	flowtest.ForEach(t, flowtest.Kinds, func(t *testing.T, bk flowtest.Kind) {
 		e := newEnv(t, bk, Config{}, modelParams())
 		e.srv.Script("/v1/chat/completions", openaitest.RateLimited("0.2"))
 		var text string
@@ -382,7 +267,7 @@ func TestRateLimitRetriedStreaming(t *testing.T) {
 
 // A stream that fails after some chunks ends with one llm-error response.
 func TestStreamFailsMidway(t *testing.T) {
-	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
+	flowtest.ForEach(t, flowtest.Kinds, func(t *testing.T, bk flowtest.Kind) {
 		e := newEnv(t, bk, Config{}, modelParams())
 		e.srv.CutStreamAfter(2)
 		var got []string
@@ -407,7 +292,7 @@ func TestStreamFailsMidway(t *testing.T) {
 // The API key appears nowhere: not in error responses (even when the
 // server quotes a wrong key back), not in logs.
 func TestKeyNeverShown(t *testing.T) {
-	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
+	flowtest.ForEach(t, flowtest.Kinds, func(t *testing.T, bk flowtest.Kind) {
 		wrong := "sk-proj-WRONGKEY9876543210"
 		e := newEnv(t, bk, Config{APIKey: wrong}, modelParams())
 		_, err := e.client.Request(context.Background(), &request{Prompt: "p"})
@@ -421,7 +306,7 @@ func TestKeyNeverShown(t *testing.T) {
 		}
 		// The error response is logged after it is sent: wait for the line,
 		// or the check below would prove nothing.
-		logs := waitLog(t, e.logs, "Answered with an error response") + good.logs.String()
+		logs := e.logs.WaitFor(t, "Answered with an error response") + good.logs.String()
 		for _, s := range []string{re.Message, err.Error(), logs} {
 			for _, key := range []string{wrong, testKey, "WRONGKEY", "SECRETKEY"} {
 				if strings.Contains(s, key) {
@@ -433,7 +318,7 @@ func TestKeyNeverShown(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	onBackends(t, allBackends, func(t *testing.T, bk backendKind) {
+	flowtest.ForEach(t, flowtest.Kinds, func(t *testing.T, bk flowtest.Kind) {
 		e := newEnv(t, bk, Config{}, modelParams())
 		reg := prometheus.NewRegistry()
 		if err := reg.Register(e.metrics); err != nil {
