@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -552,13 +553,18 @@ func canaryAnswers(out, prefix string) []canaryAnswer {
 	return got
 }
 
-// pulsarEntry is a Python message id "(ledger,entry,partition,batch_index)"
-// without its batch index: the broker entry (a batch) the message came in.
-func pulsarEntry(id string) string {
-	if i := strings.LastIndex(id, ","); i >= 0 {
-		return id[:i] + ")"
+// batchIndex is the batch index of a Python message id
+// "(ledger,entry,partition,batch_index)": on a non-persistent topic the
+// ledger and entry are always 0, and the index counts the messages before
+// this one in the producer's batch.
+func batchIndex(id string) (int, bool) {
+	i := strings.LastIndex(id, ",")
+	if i < 0 || !strings.HasSuffix(id, ")") {
+		return 0, false
 	}
-	return id
+	var n int
+	_, err := fmt.Sscan(id[i+1:len(id)-1], &n)
+	return n, err == nil
 }
 
 // flowBurst sends flowCanaryRequests requests on f2 through TrustGraph's
@@ -597,9 +603,19 @@ func flowBurst(t *testing.T, py, url string, upstream *fakeUpstream, canary *flo
 		}
 	}
 	pyCalls := canaryAnswers(canary.out.String(), prefix)
-	entries := map[string]int{}
+	// The Python processor takes its requests in the order they came:
+	// each batch index 0 starts a batch.
+	batches, largest := 0, 0
 	for _, a := range pyCalls {
-		entries[pulsarEntry(a.MessageID)]++
+		i, ok := batchIndex(a.MessageID)
+		if !ok {
+			t.Errorf("Python processor: message id %q has no batch index", a.MessageID)
+			continue
+		}
+		if i == 0 {
+			batches++
+		}
+		largest = max(largest, i+1)
 	}
 	if len(b.Answers) != flowCanaryRequests || goAnswers+pyAnswers != flowCanaryRequests {
 		t.Errorf("%d requests: %d answers, %d by Go and %d by Python", flowCanaryRequests, len(b.Answers), goAnswers, pyAnswers)
@@ -615,10 +631,33 @@ func flowBurst(t *testing.T, py, url string, upstream *fakeUpstream, canary *flo
 	if concurrency == 0 {
 		inFlight = "all"
 	}
-	note("%d requests on f2, %s in flight, in %.3fs: Go answered %d, Python %d (its requests came in %d broker entries); "+
+	note("%d requests on f2, %s in flight, in %.3fs: Go answered %d, Python %d (in %d producer batches, the largest of %d); "+
 		"%d responses for %d ids on the response queue, none twice",
-		flowCanaryRequests, inFlight, b.Seconds, goAnswers, pyAnswers, len(entries), b.ResponsesSeen, b.IDsSeen)
+		flowCanaryRequests, inFlight, b.Seconds, goAnswers, pyAnswers, batches, largest, b.ResponsesSeen, b.IDsSeen)
 	return goAnswers, pyAnswers
+}
+
+// metricsExcerpt is the series lines, indented, without histogram buckets.
+func metricsExcerpt(lines []string) string {
+	var out []string
+	for _, l := range lines {
+		if !strings.Contains(l, "_bucket{") {
+			out = append(out, "    "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// freePort returns a TCP port of 127.0.0.1 that was free a moment ago, for
+// a process that takes a port number and not an address.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // ---------------------------------------------------------------------------
@@ -763,8 +802,10 @@ func TestFlowsFromPythonConfigService(t *testing.T) {
 	// 5. A Python LlmService of the same id joins f2: one subscription, two
 	// processors.
 	t0 = time.Now()
+	canaryMetrics := freePort(t)
 	canaryCmd := exec.Command(py, "flow_llm.py", "--id", flowProcessorID, "--pubsub-backend", "pulsar",
-		"--pulsar-host", url, "--pulsar-admin-url", admin, "--no-metrics", "--no-loki-enabled", "--config-timeout", "10")
+		"--pulsar-host", url, "--pulsar-admin-url", admin, "--no-loki-enabled", "--config-timeout", "10",
+		"--metrics", "-P", fmt.Sprint(canaryMetrics))
 	canaryCmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
 	canary := startFlowProc(t, "flow_llm.py", canaryCmd, "Started flow: default/f2", false)
 	note("Python LlmService started flow f2 in %s", time.Since(t0).Round(time.Millisecond))
@@ -809,14 +850,10 @@ func TestFlowsFromPythonConfigService(t *testing.T) {
 	if len(tg) == 0 {
 		t.Errorf("the Go processor's /metrics at %s has no tg_* series", metricsAddr)
 	}
-	var excerpt []string
-	for _, l := range tg {
-		if strings.Contains(l, "_bucket{") {
-			continue
-		}
-		excerpt = append(excerpt, "    "+l)
-	}
-	note("Go processor /metrics at %s, tg_* series (buckets left out):\n%s", metricsAddr, strings.Join(excerpt, "\n"))
+	note("Go processor /metrics at %s, tg_* series (buckets left out):\n%s", metricsAddr, metricsExcerpt(tg))
+	pyAddr := fmt.Sprintf("127.0.0.1:%d", canaryMetrics)
+	note("Python LlmService /metrics at %s, tg_* series (buckets left out), for comparison:\n%s",
+		pyAddr, metricsExcerpt(scrapeTG(t, pyAddr)))
 	var requests []string
 	for _, l := range cfg.served() {
 		requests = append(requests, "    "+l)
