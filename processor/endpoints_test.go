@@ -141,7 +141,7 @@ func TestMetricsCountMessagesOnEmbeddedBroker(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
 	}
-	labels := `{consumer="q1/tg/flow/in",processor="metrics-test"`
+	labels := `{consumer="flow:tg:in",processor="metrics-test"`
 	for _, c := range []struct {
 		prefix string
 		want   float64
@@ -151,7 +151,7 @@ func TestMetricsCountMessagesOnEmbeddedBroker(t *testing.T) {
 		{`switchyard_consumer_received_total` + labels + `}`, n},
 		{`switchyard_consumer_in_flight` + labels + `}`, 0},
 		{`tg_consumer_request_duration_seconds_count` + labels + `}`, n},
-		{`tg_producer_messages_total{processor="metrics-test",producer="q1/tg/flow/out"}`, n},
+		{`tg_producer_messages_total{processor="metrics-test",producer="flow:tg:out"}`, n},
 		{`switchyard_backend_connected{processor="metrics-test"}`, 1},
 		{`tg_consumer_state` + labels + `,tg_consumer_state="running"}`, 1},
 	} {
@@ -298,4 +298,18 @@ func TestReadyzFollowsMosquitto(t *testing.T) {
 	}
 	m.start(bin)
 	waitStatus(http.StatusOK)
+}
+
+func TestQueueLabelsAreTrustGraphsQueueIDs(t *testing.T) {
+	for name, want := range map[string]string{
+		"request:tg:text-completion:default:f2": "request:tg:text-completion:default:f2",
+		"q0/tg/response/x":                      "response:tg:x",
+		"q1/tg/flow/chunk-load:ws:f":            "flow:tg:chunk-load:ws:f",
+		"q1/tg/response/x":                      "q1/tg/response/x", // not TrustGraph's persistence
+		"q1/acme/orders/new":                    "q1/acme/orders/new",
+	} {
+		if got := queueLabel(name); got != want {
+			t.Errorf("queueLabel(%q) = %q, want %q", name, got, want)
+		}
+	}
 }

@@ -2,8 +2,11 @@ package processor
 
 import (
 	"context"
+
 	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-go/switchyard/flow"
 	"github.com/switchyard-go/switchyard/middleware"
@@ -55,6 +58,10 @@ func (p Processor) serveFlows(ctx context.Context, cfg Config, b router.Backend,
 		return err
 	}
 	if m != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tg_config_version", Help: "The configuration version the processor's flows follow.",
+			ConstLabels: prometheus.Labels{"processor": cfg.ID},
+		}, func() float64 { return float64(rt.Version()) }))
 		e, err := serveEndpoints(cfg.MetricsAddr, m.reg, ready.check)
 		if err != nil {
 			return &UsageError{Err: err}

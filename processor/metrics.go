@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/middleware"
 	"github.com/switchyard-go/switchyard/router"
+	"github.com/switchyard-go/switchyard/schema"
 )
 
 // Metric names and labels follow TrustGraph's where TrustGraph has the
@@ -73,13 +74,13 @@ func newMetrics(id, version, backendName string, routers func() []*router.Router
 
 // Handled implements router.Observer.
 func (m *metrics) Handled(_, input string, took time.Duration) {
-	m.duration.WithLabelValues(m.id, input).Observe(took.Seconds())
+	m.duration.WithLabelValues(m.id, queueLabel(input)).Observe(took.Seconds())
 }
 
 // Published implements router.Observer.
 func (m *metrics) Published(_, topic string, _ int, took time.Duration, err error) {
 	if err == nil {
-		m.publish.WithLabelValues(m.id, topic).Observe(took.Seconds())
+		m.publish.WithLabelValues(m.id, queueLabel(topic)).Observe(took.Seconds())
 	}
 }
 
@@ -145,7 +146,7 @@ func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
 		default:
 		}
 		for _, h := range r.Handlers() {
-			in := h.Input.String()
+			in := queueID(h.Input)
 			cur := byInput[in]
 			if cur == nil {
 				cur = &series{}
@@ -154,7 +155,7 @@ func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
 			cur.s = cur.s.Add(stats[h.Name])
 			cur.running = cur.running || running
 			if h.Output != nil {
-				cur.out = h.Output.String()
+				cur.out = queueID(*h.Output)
 			}
 		}
 	}
@@ -189,6 +190,29 @@ func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
 		connected = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, connected, c.id)
+}
+
+// queueID names a queue in metric labels as TrustGraph does: in class form
+// (request:tg:text-completion:default:default) when the queue has a class
+// and the class's usual persistence, so a Go and a Python replica of one
+// processor report the same series; otherwise in generic form.
+func queueID(t schema.Topic) string {
+	switch c := t.Class(); {
+	case c == schema.ClassNone:
+	case c == schema.ClassFlow && t.QoS == schema.QoS1,
+		c != schema.ClassFlow && t.QoS == schema.QoS0:
+		return string(c) + ":" + t.Tenant + ":" + t.Queue
+	}
+	return t.String()
+}
+
+// queueLabel is queueID of a queue name in generic form.
+func queueLabel(name string) string {
+	t, err := schema.ParseTopic(name)
+	if err != nil {
+		return name
+	}
+	return queueID(t)
 }
 
 // endpoints serves /metrics, /healthz and /readyz on one listener.
