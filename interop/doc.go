@@ -29,6 +29,12 @@
 // 1000 messages, so the long stream is paced (see streamInterval) to stay
 // within what the client takes in on a loaded machine.
 //
+// TestFlowsFromPythonConfigService runs the Go text-completion processor on
+// the flows a configuration service built from trustgraph-base assigns to
+// it, answers TrustGraph's own TextCompletionClient, follows flows being
+// added and removed without a restart, and shares its subscription with a
+// Python LlmService of the same id (a canary).
+//
 // The tests need SWITCHYARD_PULSAR_URL (set by `make test`, or by
 // `eval "$(scripts/pulsar.sh env)"` after `scripts/pulsar.sh start`); without
 // it they are skipped, and under `make test` they fail.
