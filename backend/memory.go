@@ -281,9 +281,7 @@ func (s *memorySubscriber) deliver(ctx context.Context, closing chan struct{}, o
 	if m.Metadata.Get(schema.DeliveryAttemptKey) == "" {
 		m.Metadata.Set(schema.DeliveryAttemptKey, "1")
 	}
-	mctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	m.SetContext(mctx)
+	m.SetContext(ctx)
 	select {
 	case out <- m:
 	case <-ctx.Done():

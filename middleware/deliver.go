@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -157,15 +159,9 @@ func Deliver(cfg DeliveryConfig) (message.HandlerMiddleware, error) {
 			c.inFlight.Add(1)
 			defer c.inFlight.Add(-1)
 
-			ctx := context.WithValue(msg.Context(), deliveryKey{}, &delivery{msg: msg, drain: cfg.Drain, attempt: attempt})
-			if cfg.Stop != nil {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithCancel(ctx)
-				defer cancel()
-				stop := context.AfterFunc(cfg.Stop, cancel)
-				defer stop()
-			}
-			msg.SetContext(ctx)
+			d := &delivery{parent: msg.Context(), stop: cfg.Stop, msg: msg, drain: cfg.Drain, attempt: attempt}
+			defer d.release()
+			msg.SetContext(d)
 
 			var err error
 			if inputErr := msg.Metadata.Get(InputErrorKey); inputErr != "" {
@@ -278,11 +274,62 @@ func (e *InputError) Error() string { return "malformed message: " + e.Reason }
 
 type deliveryKey struct{}
 
-// delivery is what a handler's context knows of the message it handles.
+// delivery is the context of a message being handled: it carries what the
+// handler may know of the message, and it ends when the message's own
+// context ends or when the drain timeout passes (stop). Joining the two is
+// deferred until something waits on the context, since most messages are
+// handled without anyone doing so and joining costs allocations and locks
+// on the message path.
 type delivery struct {
+	parent  context.Context
+	stop    context.Context // nil: only the parent ends it
 	msg     *message.Message
 	drain   <-chan struct{}
 	attempt int
+
+	once    sync.Once
+	joined  context.Context
+	cleanup func()
+}
+
+// join returns the context that ends with either parent or stop.
+func (d *delivery) join() context.Context {
+	d.once.Do(func() {
+		if d.stop == nil {
+			d.joined = d.parent
+			return
+		}
+		ctx, cancel := context.WithCancel(d.parent)
+		stop := context.AfterFunc(d.stop, cancel)
+		d.joined = ctx
+		d.cleanup = func() { stop(); cancel() }
+	})
+	return d.joined
+}
+
+// release frees what join set up, and keeps it from being set up later.
+func (d *delivery) release() {
+	d.once.Do(func() { d.joined = d.parent })
+	if d.cleanup != nil {
+		d.cleanup()
+	}
+}
+
+// Deadline implements context.Context.
+func (d *delivery) Deadline() (time.Time, bool) { return d.join().Deadline() }
+
+// Done implements context.Context.
+func (d *delivery) Done() <-chan struct{} { return d.join().Done() }
+
+// Err implements context.Context.
+func (d *delivery) Err() error { return d.join().Err() }
+
+// Value implements context.Context.
+func (d *delivery) Value(key any) any {
+	if key == (deliveryKey{}) {
+		return d
+	}
+	return d.parent.Value(key)
 }
 
 // Draining returns a channel that is closed when the processor handling the
