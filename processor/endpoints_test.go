@@ -137,11 +137,22 @@ func TestMetricsCountMessagesOnEmbeddedBroker(t *testing.T) {
 			t.Fatal("missing outputs")
 		}
 	}
-	code, body := get(t, "http://"+addr+"/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d", code)
-	}
 	labels := `{consumer="flow:tg:in",processor="metrics-test"`
+	// A handler publishes its output before its input is counted: the last
+	// count may follow the last output by a moment.
+	var body string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var code int
+		code, body = get(t, "http://"+addr+"/metrics")
+		if code != http.StatusOK {
+			t.Fatalf("/metrics: %d", code)
+		}
+		if strings.Contains(body, fmt.Sprintf(`tg_consumer_processing_total%s,status="ok"} %d`, labels, n)) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	for _, c := range []struct {
 		prefix string
 		want   float64

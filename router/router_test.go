@@ -114,6 +114,21 @@ func (h *harness) send(topic schema.Topic, payload, id string) {
 	}
 }
 
+// waitStats returns the counters of handler name once done says they are
+// complete, or after 10 s. A handler publishes its output before its input
+// is counted, so a test that received the output may be a moment early.
+func (h *harness) waitStats(name string, done func(middleware.Snapshot) bool) middleware.Snapshot {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := h.router.Stats()[name]
+		if done(s) || time.Now().After(deadline) {
+			return s
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func receive(t *testing.T, ch <-chan *message.Message) *message.Message {
 	t.Helper()
 	select {
@@ -152,7 +167,7 @@ func TestRouterHandlesAndCopiesID(t *testing.T) {
 	if err := h.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if s := h.router.Stats()["upper"]; s.OK != 1 {
+	if s := h.waitStats("upper", func(s middleware.Snapshot) bool { return s.OK == 1 }); s.OK != 1 {
 		t.Fatalf("stats %+v", s)
 	}
 }
@@ -202,7 +217,7 @@ func TestRouterNacksTransientErrorsAndRedelivers(t *testing.T) {
 	if calls.Load() != 3 {
 		t.Fatalf("handler called %d times, want 2 failures then success", calls.Load())
 	}
-	if s := h.router.Stats()["flaky"]; s.Errors != 2 || s.OK != 1 {
+	if s := h.waitStats("flaky", func(s middleware.Snapshot) bool { return s.OK == 1 }); s.Errors != 2 || s.OK != 1 {
 		t.Fatalf("stats %+v", s)
 	}
 }
@@ -224,7 +239,7 @@ func TestRouterSurvivesPanicAndRedelivers(t *testing.T) {
 	if m := receive(t, out); m.Metadata.Get("id") != "p" {
 		t.Fatal("wrong output")
 	}
-	if s := h.router.Stats()["panicky"]; s.Panics != 1 || s.OK != 1 {
+	if s := h.waitStats("panicky", func(s middleware.Snapshot) bool { return s.OK == 1 }); s.Panics != 1 || s.OK != 1 {
 		t.Fatalf("stats %+v", s)
 	}
 }
