@@ -25,7 +25,6 @@ import (
 	"github.com/switchyard-go/switchyard/flow"
 	"github.com/switchyard-go/switchyard/llm"
 	"github.com/switchyard-go/switchyard/llm/openai"
-	"github.com/switchyard-go/switchyard/middleware"
 	"github.com/switchyard-go/switchyard/processor"
 	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/schema"
@@ -134,7 +133,7 @@ func (s *service) handle(ctx context.Context, req *schema.EmbeddingsRequest) (*s
 	vectors, err := s.client.Embeddings(ctx, model, req.Texts)
 	s.metrics.Observe(s.id, model, len(req.Texts), time.Since(start))
 	if err != nil {
-		return nil, failure(err)
+		return nil, llm.Failure(ErrorType, err)
 	}
 	return &schema.EmbeddingsResponse{Vectors: vectors}, nil
 }
@@ -143,21 +142,6 @@ func (s *service) handle(ctx context.Context, req *schema.EmbeddingsRequest) (*s
 // placeholder ("{embeddings-model}") because it had no value.
 func unresolved(v string) bool {
 	return len(v) > 2 && v[0] == '{' && v[len(v)-1] == '}' && !strings.ContainsAny(v, "\" :")
-}
-
-// failure maps a server failure to how the request ends: a rate limit is
-// delivered again after the pause the server asked for; the caller's own
-// cancellation (the drain timeout passed) leaves it for redelivery; any
-// other failure is answered with an embeddings-error response.
-func failure(err error) error {
-	if retry, ok := openai.IsRateLimit(err); ok {
-		return middleware.TooManyRequests(err, retry)
-	}
-	var tr *openai.TransportError
-	if !errors.As(err, &tr) && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		return err
-	}
-	return middleware.ErrorType(ErrorType, err)
 }
 
 // processorID is the --id the processor runs as.

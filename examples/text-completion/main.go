@@ -226,7 +226,7 @@ func (s *service) handle(ctx context.Context, req *request, emit func(*response)
 		res, err := s.client.Chat(ctx, creq)
 		s.metrics.ObserveDuration(s.id, time.Since(start))
 		if err != nil {
-			return s.failure(err)
+			return llm.Failure(ErrorType, err)
 		}
 		s.metrics.SetModel(s.id, model, formatTemperature(creq.Temperature))
 		resp := &response{Response: res.Text, Model: &model, EndOfStream: true}
@@ -239,7 +239,7 @@ func (s *service) handle(ctx context.Context, req *request, emit func(*response)
 	for ch, err := range s.client.ChatStream(ctx, creq) {
 		if err != nil {
 			s.metrics.ObserveDuration(s.id, time.Since(start))
-			return s.failure(err)
+			return llm.Failure(ErrorType, err)
 		}
 		if ch.Usage != nil {
 			usage = ch.Usage
@@ -264,7 +264,7 @@ func (s *service) handle(ctx context.Context, req *request, emit func(*response)
 func (s *service) listModels(ctx context.Context, emit func(*response) error) error {
 	models, err := s.client.ListModels(ctx)
 	if err != nil {
-		return s.failure(err)
+		return llm.Failure(ErrorType, err)
 	}
 	out := make([]schema.ModelInfo, 0, len(models))
 	for _, m := range models {
@@ -326,21 +326,6 @@ func responseFormat(req *request) *openai.ResponseFormat {
 	default:
 		return &openai.ResponseFormat{Type: f}
 	}
-}
-
-// failure maps a server failure to how the request ends: a rate limit is
-// delivered again after the pause the server asked for; the caller's own
-// cancellation (the drain timeout passed) leaves it for redelivery; any
-// other failure is answered with an llm-error response.
-func (s *service) failure(err error) error {
-	if retry, ok := openai.IsRateLimit(err); ok {
-		return middleware.TooManyRequests(err, retry)
-	}
-	var tr *openai.TransportError
-	if !errors.As(err, &tr) && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		return err
-	}
-	return middleware.ErrorType(ErrorType, err)
 }
 
 func formatTemperature(t *float64) string {
