@@ -206,6 +206,11 @@ func (cfg DeliveryConfig) giveUp(msg *message.Message, attempt int, last bool, c
 	respond := cfg.RespondError != nil && msg.Metadata.Get(IDProperty) != ""
 	if errors.As(cause, &stream) {
 		answer = stream.err.Error()
+		if cfg.Stop != nil && cfg.Stop.Err() != nil && errors.Is(stream.err, context.Canceled) {
+			// Cut short by the drain timeout: say so rather than
+			// "context canceled".
+			answer = "the processor stopped before the stream ended (drain timeout)"
+		}
 		if stream.final {
 			// The client already has its last message: nothing may follow
 			// it, so the failure goes to the poison queue only.

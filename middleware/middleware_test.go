@@ -693,3 +693,32 @@ func TestHandlersSeeTheirMessage(t *testing.T) {
 		t.Fatal("a context outside a router has a message")
 	}
 }
+
+func TestStreamCutByTheDrainTimeoutSaysSo(t *testing.T) {
+	pub := &recordingPublisher{}
+	stop, cancel := context.WithCancel(context.Background())
+	h := typed(t)(HandleStream(func(ctx context.Context, _ *greeting, emit func(*schema.TextCompletionResponse) error) error {
+		if err := emit(&schema.TextCompletionResponse{Response: "partial"}); err != nil {
+			return err
+		}
+		cancel() // the drain timeout passes
+		<-ctx.Done()
+		return ctx.Err()
+	}, Output{Publisher: pub, Topic: outTopic}))
+	fn, err := Chain(h.Call, Policy{Delivery: DeliveryConfig{
+		Poison: PoisonConfig{Publisher: pub, Topic: poisonTopic}, RespondError: h.RespondError, Stop: stop,
+	}, Counters: &Counters{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fn(newMsg(`{}`, "s")); err != nil {
+		t.Fatal(err)
+	}
+	got := pub.on(outTopic)
+	if len(got) != 2 {
+		t.Fatalf("published %d, want the chunk and one error", len(got))
+	}
+	if r := errorResponse(t, got[1]); !strings.Contains(r.Error.Message, "drain timeout") {
+		t.Fatalf("error %+v", r.Error)
+	}
+}

@@ -422,7 +422,7 @@ func (r *Router) Run(ctx context.Context) error {
 	var drainErr error
 	if !waitIdle(handlers, r.cfg.DrainTimeout) {
 		n := inFlight(handlers)
-		r.logger.Error("Drain timeout passed; cancelling the messages in flight", nil, watermill.LogFields{
+		r.logger.Error("Drain timeout passed; cancelling the messages in flight", errDrainTimeout, watermill.LogFields{
 			"in_flight": n, "drain_timeout": r.cfg.DrainTimeout.String(),
 		})
 		stopInFlight()
@@ -468,6 +468,9 @@ func (r *Router) keepPoison(h *registration) error {
 	}
 	return nil
 }
+
+// errDrainTimeout is what the drain-timeout log line reports.
+var errDrainTimeout = errors.New("drain timeout passed")
 
 // stopGrace is how long cancelled handlers get to return after the drain
 // timeout, and how long watermill may take to send the last acks.
