@@ -65,9 +65,9 @@ func (b *memoryBackend) NewSubscriber(opts router.SubscribeOptions) (message.Sub
 	sub := opts.Subscription
 	if opts.Exclusive || sub == "" {
 		sub = "exclusive-" + watermill.NewShortUUID()
-		return &memorySubscriber{backend: b, subscription: sub, own: true}, nil
+		return &memorySubscriber{backend: b, subscription: sub, own: true, window: max(opts.AckWindow, 1)}, nil
 	}
-	return &memorySubscriber{backend: b, subscription: sub}, nil
+	return &memorySubscriber{backend: b, subscription: sub, window: max(opts.AckWindow, 1)}, nil
 }
 
 // forget removes the queues of subscription, which nobody will come back
@@ -144,6 +144,12 @@ func (p memoryPublisher) Publish(topic string, msgs ...*message.Message) error {
 	return nil
 }
 
+// PublishAsync publishes like Publish, which never waits: done is called
+// before it returns.
+func (p memoryPublisher) PublishAsync(topic string, msg *message.Message, done func(error)) {
+	done(p.Publish(topic, msg))
+}
+
 // Close does nothing: the backend's Close ends everything.
 func (memoryPublisher) Close() error { return nil }
 
@@ -208,6 +214,7 @@ type memorySubscriber struct {
 	backend      *memoryBackend
 	subscription string
 	own          bool // an exclusive subscription of this subscriber alone
+	window       int  // messages one Subscribe call hands out before an ack
 
 	mu     sync.Mutex
 	closed bool
@@ -238,13 +245,25 @@ func (s *memorySubscriber) Subscribe(ctx context.Context, topic string) (<-chan 
 	out := make(chan *message.Message)
 	closing := s.closing()
 	bctx := s.backend.ctx
+	// slots bounds the messages handed out and not yet acked.
+	slots := make(chan struct{}, s.window)
 	s.backend.wg.Add(1)
 	go func() {
 		defer s.backend.wg.Done()
 		defer close(out)
 		for {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			case <-closing:
+				return
+			case <-bctx.Done():
+				return
+			}
 			msg, wake := g.next()
 			if msg == nil {
+				<-slots
 				select {
 				case <-wake:
 					continue
@@ -256,24 +275,42 @@ func (s *memorySubscriber) Subscribe(ctx context.Context, topic string) (<-chan 
 					return
 				}
 			}
-			if !s.deliver(ctx, closing, out, msg) {
-				// Not acked: hand it back to the group for another member,
-				// as its next delivery attempt.
-				msg.Metadata.Set(schema.DeliveryAttemptKey, strconv.Itoa(attemptOf(msg)+1))
-				s.backend.wg.Add(1)
-				go func() {
-					defer s.backend.wg.Done()
-					g.redeliver(bctx, msg)
-				}()
+			m, sent := s.handOut(ctx, closing, out, msg)
+			if !sent {
+				<-slots
+				s.requeue(g, msg)
+				continue
 			}
+			if s.window == 1 {
+				s.settle(g, msg, m)
+				<-slots
+				continue
+			}
+			s.backend.wg.Add(1)
+			go func() {
+				defer s.backend.wg.Done()
+				s.settle(g, msg, m)
+				<-slots
+			}()
 		}
 	}()
 	return out, nil
 }
 
-// deliver sends msg to out and waits for its ack. It returns false when the
-// message was nacked or the subscription ended first.
-func (s *memorySubscriber) deliver(ctx context.Context, closing chan struct{}, out chan<- *message.Message, msg *message.Message) bool {
+// requeue hands msg back to the group for another member, as its next
+// delivery attempt, after the redelivery delay.
+func (s *memorySubscriber) requeue(g *memoryGroup, msg *message.Message) {
+	msg.Metadata.Set(schema.DeliveryAttemptKey, strconv.Itoa(attemptOf(msg)+1))
+	s.backend.wg.Add(1)
+	go func() {
+		defer s.backend.wg.Done()
+		g.redeliver(s.backend.ctx, msg)
+	}()
+}
+
+// handOut sends a delivery of msg to out. It reports false when the
+// subscription ended first.
+func (s *memorySubscriber) handOut(ctx context.Context, closing chan struct{}, out chan<- *message.Message, msg *message.Message) (*message.Message, bool) {
 	m := message.NewMessage(msg.UUID, msg.Payload)
 	for k, v := range msg.Metadata {
 		m.Metadata.Set(k, v)
@@ -284,19 +321,23 @@ func (s *memorySubscriber) deliver(ctx context.Context, closing chan struct{}, o
 	m.SetContext(ctx)
 	select {
 	case out <- m:
+		return m, true
 	case <-ctx.Done():
-		return false
 	case <-closing:
-		return false
 	}
+	return nil, false
+}
+
+// settle waits for the ack of m, the delivery of msg; a nack, or the
+// backend closing, hands msg back to the group.
+func (s *memorySubscriber) settle(g *memoryGroup, msg, m *message.Message) {
 	select {
 	case <-m.Acked():
-		return true
+		return
 	case <-m.Nacked():
-		return false
 	case <-s.backend.ctx.Done():
-		return false
 	}
+	s.requeue(g, msg)
 }
 
 // Close ends the subscriber's subscriptions. The queues of an exclusive

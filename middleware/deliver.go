@@ -157,10 +157,9 @@ func Deliver(cfg DeliveryConfig) (message.HandlerMiddleware, error) {
 				c.redelivered.Add(1)
 			}
 			c.inFlight.Add(1)
-			defer c.inFlight.Add(-1)
 
-			d := &delivery{parent: msg.Context(), stop: cfg.Stop, msg: msg, drain: cfg.Drain, attempt: attempt}
-			defer d.release()
+			settle := settlementOf(msg.Context())
+			d := &delivery{parent: msg.Context(), stop: cfg.Stop, msg: msg, drain: cfg.Drain, attempt: attempt, settle: settle}
 			msg.SetContext(d)
 
 			var err error
@@ -169,26 +168,49 @@ func Deliver(cfg DeliveryConfig) (message.HandlerMiddleware, error) {
 			} else {
 				_, err = h(msg)
 			}
-			if err == nil {
-				c.ok.Add(1)
-				return nil, nil
+			d.release()
+			if settle != nil {
+				if err != nil {
+					settle.wait()
+				} else {
+					deferred, outErr := settle.seal(func(outErr error) error {
+						defer c.inFlight.Add(-1)
+						return cfg.outcome(msg, attempt, outErr)
+					})
+					if deferred {
+						return nil, nil
+					}
+					err = outErr
+				}
 			}
-			c.errs.Add(1)
-			var p *PanicError
-			if errors.As(err, &p) {
-				c.panics.Add(1)
-			}
-			if IsTooManyRequests(err) {
-				c.rateLimited.Add(1)
-			}
-			_, started := OutputsPublished(err)
-			last := attempt >= cfg.MaxDeliveries
-			if !IsPermanent(err) && !started && (!last || draining(cfg.Drain)) {
-				return nil, err
-			}
-			return nil, cfg.giveUp(msg, attempt, last, err)
+			defer c.inFlight.Add(-1)
+			return nil, cfg.outcome(msg, attempt, err)
 		}
 	}, nil
+}
+
+// outcome counts how the delivery of msg ended and decides it: nil to ack,
+// an error to nack.
+func (cfg DeliveryConfig) outcome(msg *message.Message, attempt int, err error) error {
+	c := cfg.Counters
+	if err == nil {
+		c.ok.Add(1)
+		return nil
+	}
+	c.errs.Add(1)
+	var p *PanicError
+	if errors.As(err, &p) {
+		c.panics.Add(1)
+	}
+	if IsTooManyRequests(err) {
+		c.rateLimited.Add(1)
+	}
+	_, started := OutputsPublished(err)
+	last := attempt >= cfg.MaxDeliveries
+	if !IsPermanent(err) && !started && (!last || draining(cfg.Drain)) {
+		return err
+	}
+	return cfg.giveUp(msg, attempt, last, err)
 }
 
 // giveUp answers and poisons msg as Deliver says. It returns nil when the
@@ -291,6 +313,9 @@ type delivery struct {
 	msg     *message.Message
 	drain   <-chan struct{}
 	attempt int
+	// settle, when set, lets the handler's outputs be confirmed after it
+	// returned (see Settlement).
+	settle *Settlement
 
 	once    sync.Once
 	joined  context.Context

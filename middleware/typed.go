@@ -97,7 +97,7 @@ func Handle[Req, Resp any](fn Func[Req, Resp], out Output) (Typed, error) {
 				return nil, err
 			}
 			schema.SetFinal(resp, true)
-			return nil, publish(out, msg, resp)
+			return nil, publishAsync(out, msg, resp)
 		},
 		RespondError: errorResponder[Resp](out),
 	}, nil
@@ -203,21 +203,54 @@ func decode[Req any](msg *message.Message) (*Req, error) {
 // publish encodes resp, copies the input's `id` onto it and publishes it,
 // waiting for the broker's confirmation.
 func publish(out Output, in *message.Message, resp any) error {
+	m, err := output(in, resp)
+	if err != nil {
+		return err
+	}
+	if err := out.Publisher.Publish(out.Topic, m); err != nil {
+		return fmt.Errorf("publishing to %s: %w", out.Topic, err)
+	}
+	return nil
+}
+
+// publishAsync publishes like publish, without waiting for the broker when
+// the input's deliverer settles it later (a Settlement in its context) and
+// the publisher can: the confirmation then decides the input's fate.
+func publishAsync(out Output, in *message.Message, resp any) error {
+	d, _ := in.Context().Value(deliveryKey{}).(*delivery)
+	ap, async := out.Publisher.(AsyncPublisher)
+	if d == nil || d.settle == nil || !async {
+		return publish(out, in, resp)
+	}
+	m, err := output(in, resp)
+	if err != nil {
+		return err
+	}
+	settle, topic := d.settle, out.Topic
+	settle.add()
+	ap.PublishAsync(topic, m, func(err error) {
+		if err != nil {
+			err = fmt.Errorf("publishing to %s: %w", topic, err)
+		}
+		settle.complete(err)
+	})
+	return nil
+}
+
+// output builds the message of resp answering in.
+func output(in *message.Message, resp any) (*message.Message, error) {
 	payload, err := schema.Marshal(resp)
 	if err != nil {
 		// A response that cannot be encoded is a bug in the handler; retrying
 		// will not change it.
-		return Permanent(fmt.Errorf("cannot encode %s: %w", typeName(resp), err))
+		return nil, Permanent(fmt.Errorf("cannot encode %s: %w", typeName(resp), err))
 	}
 	m := message.NewMessage(watermill.NewUUID(), payload)
 	if id := in.Metadata.Get(IDProperty); id != "" {
 		m.Metadata.Set(IDProperty, id)
 	}
 	m.SetContext(in.Context())
-	if err := out.Publisher.Publish(out.Topic, m); err != nil {
-		return fmt.Errorf("publishing to %s: %w", out.Topic, err)
-	}
-	return nil
+	return m, nil
 }
 
 func typeName(v any) string {

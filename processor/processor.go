@@ -91,6 +91,8 @@ func Flags(cfg *Config) []cli.Flag {
 		LogLevelFlag(&cfg.LogLevel),
 		&cli.IntFlag{Name: "concurrency", EnvVars: []string{"CONCURRENCY"}, Value: router.DefaultConcurrency, Destination: &cfg.Router.Concurrency,
 			Usage: "messages each handler handles at once; no more are taken from the broker while all slots are busy"},
+		&cli.IntFlag{Name: "max-in-flight", EnvVars: []string{"MAX_IN_FLIGHT"}, Destination: &cfg.Router.MaxInFlight, DefaultText: fmt.Sprintf("%d, at least --concurrency", router.DefaultMaxInFlight),
+			Usage: "inputs of each handler taken and not yet acked: outputs are sent without waiting for the broker and each input is acked once its outputs are confirmed; set it to --concurrency to confirm every output before the next input"},
 		&cli.DurationFlag{Name: "drain-timeout", EnvVars: []string{"DRAIN_TIMEOUT"}, Value: router.DefaultDrainTimeout, Destination: &cfg.Router.DrainTimeout,
 			Usage: "on SIGINT/SIGTERM, how long in-flight messages may take to finish"},
 		&cli.StringFlag{Name: "metrics-addr", EnvVars: []string{"METRICS_ADDR"}, Value: DefaultMetricsAddr, Destination: &cfg.MetricsAddr,
@@ -380,7 +382,11 @@ func describeHandlers(hs []router.HandlerInfo) string {
 		if h.Input.Class().Exclusive() {
 			sub = "own " + sub + "-*"
 		}
-		parts = append(parts, fmt.Sprintf("%s: %s -> %s [subscription %s, concurrency %d]", h.Name, h.Input, out, sub, h.Concurrency))
+		mode := "outputs confirmed before the next input"
+		if h.Pipelined {
+			mode = fmt.Sprintf("pipelined, %d in flight", h.MaxInFlight)
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s -> %s [subscription %s, concurrency %d, %s]", h.Name, h.Input, out, sub, h.Concurrency, mode))
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, "; ")

@@ -24,6 +24,11 @@ type SubscribeOptions struct {
 	// Exclusive asks for a subscription of this client alone, so that it sees
 	// every message of the topic (used by tail, and by response and notify queues).
 	Exclusive bool
+	// AckWindow is how many messages one Subscribe call may hand out before
+	// the oldest of them is acked or nacked; 0 or 1 means one at a time, as
+	// watermill's Pub/Sub contract has it. The router asks for more when it
+	// pipelines a handler (Config.MaxInFlight).
+	AckWindow int
 }
 
 // Backend is a connected broker: one publisher for every output and

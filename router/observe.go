@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/middleware"
 )
 
 // Observer receives timings from a running router, for metrics. Its methods
@@ -55,6 +57,39 @@ func (p *observedPublisher) Publish(topic string, msgs ...*message.Message) erro
 		o.Published(p.reg.name, topic, len(msgs), time.Since(start), err)
 	}
 	return err
+}
+
+// newObservedPublisher wraps pub for reg; the result can publish
+// asynchronously when pub can.
+func newObservedPublisher(pub message.Publisher, reg *registration) message.Publisher {
+	o := &observedPublisher{Publisher: pub, reg: reg}
+	if ap, ok := pub.(middleware.AsyncPublisher); ok {
+		return &observedAsyncPublisher{observedPublisher: o, async: ap}
+	}
+	return o
+}
+
+// observedAsyncPublisher is an observedPublisher on a publisher that can
+// publish asynchronously.
+type observedAsyncPublisher struct {
+	*observedPublisher
+	async middleware.AsyncPublisher
+}
+
+// PublishAsync publishes without waiting, and counts and reports the
+// broker's answer when it comes.
+func (p *observedAsyncPublisher) PublishAsync(topic string, msg *message.Message, done func(error)) {
+	start := time.Now()
+	reg := p.reg
+	p.async.PublishAsync(topic, msg, func(err error) {
+		if err == nil {
+			reg.counters.AddPublished(1)
+		}
+		if o := reg.observer; o != nil {
+			o.Published(reg.name, topic, 1, time.Since(start), err)
+		}
+		done(err)
+	})
 }
 
 // Close leaves the shared publisher open: the backend closes it.

@@ -48,6 +48,11 @@ type HandlerInfo struct {
 	Subscription string
 	// Concurrency is how many messages it handles at once.
 	Concurrency int
+	// MaxInFlight is how many of its inputs may be taken and not yet acked.
+	MaxInFlight int
+	// Pipelined says whether its outputs are sent without waiting for the
+	// broker, each input acked once its outputs are confirmed.
+	Pipelined bool
 	// PoisonTopic is where its permanently failing inputs go.
 	PoisonTopic schema.Topic
 }
@@ -57,7 +62,7 @@ type registration struct {
 	in        schema.Topic
 	out       *schema.Topic
 	typed     middleware.Typed
-	publisher *observedPublisher
+	publisher message.Publisher // observed; an AsyncPublisher when the backend's is
 	opts      handlerOptions
 	counters  *middleware.Counters
 	observer  Observer // set by Run before any message
@@ -93,6 +98,7 @@ type handlerOptions struct {
 	errorType     string
 	subscription  string
 	concurrency   int
+	maxInFlight   int
 	poisonTopic   *schema.Topic
 	retry         *middleware.RetryConfig
 	backoff       middleware.BackoffConfig
@@ -107,6 +113,9 @@ func WithSubscription(name string) HandlerOption {
 
 // WithConcurrency overrides --concurrency for this handler.
 func WithConcurrency(n int) HandlerOption { return func(o *handlerOptions) { o.concurrency = n } }
+
+// WithMaxInFlight overrides Config.MaxInFlight for this handler.
+func WithMaxInFlight(n int) HandlerOption { return func(o *handlerOptions) { o.maxInFlight = n } }
 
 // WithPoisonTopic overrides the poison queue (default: PoisonTopic(in)).
 func WithPoisonTopic(t schema.Topic) HandlerOption {
@@ -206,11 +215,17 @@ func (r *Router) register(name string, in schema.Topic, out *schema.Topic, build
 	if o.concurrency < 1 {
 		return fmt.Errorf("handler %q: concurrency must be at least 1, got %d", name, o.concurrency)
 	}
+	if o.maxInFlight == 0 {
+		o.maxInFlight = max(r.cfg.MaxInFlight, o.concurrency)
+	}
+	if o.maxInFlight < o.concurrency {
+		return fmt.Errorf("handler %q: max in flight (%d) must be at least its concurrency (%d)", name, o.maxInFlight, o.concurrency)
+	}
 	if o.maxDeliveries < 0 {
 		return fmt.Errorf("handler %q: max deliveries must be at least 1, got %d", name, o.maxDeliveries)
 	}
 	reg := &registration{name: name, in: in, out: out, opts: o, counters: &middleware.Counters{}}
-	reg.publisher = &observedPublisher{Publisher: r.backend.Publisher(), reg: reg}
+	reg.publisher = newObservedPublisher(r.backend.Publisher(), reg)
 	var output middleware.Output
 	if out != nil {
 		output = middleware.Output{Publisher: reg.publisher, Topic: out.String()}
@@ -250,6 +265,7 @@ func (r *Router) Handlers() []HandlerInfo {
 		out = append(out, HandlerInfo{
 			Name: h.name, Input: h.in, Output: h.out, Subscription: h.opts.subscription,
 			Concurrency: h.opts.concurrency, PoisonTopic: r.poisonTopic(h),
+			MaxInFlight: h.opts.maxInFlight, Pipelined: h.pipelined(),
 		})
 	}
 	return out
@@ -362,11 +378,16 @@ func (r *Router) Run(ctx context.Context) error {
 		if observer != nil {
 			fn = timedHandler(h.name, h.in.String(), observer, fn)
 		}
-		sub, err := r.backend.NewSubscriber(SubscribeOptions{Subscription: h.opts.subscription, Exclusive: h.in.Class().Exclusive()})
+		window := 1
+		if h.pipelined() {
+			window = h.opts.maxInFlight
+		}
+		sub, err := r.backend.NewSubscriber(SubscribeOptions{Subscription: h.opts.subscription, Exclusive: h.in.Class().Exclusive(), AckWindow: window})
 		if err != nil {
 			return fmt.Errorf("handler %q: subscribing to %s: %w", h.name, h.in, err)
 		}
-		gate := newGateSubscriber(sub)
+		flusher, _ := shared.(middleware.BatchFlusher)
+		gate := newGateSubscriber(sub, window, flusher)
 		gates = append(gates, gate)
 		if init, ok := sub.(message.SubscribeInitializer); ok {
 			if err := init.SubscribeInitialize(h.in.String()); err != nil {
@@ -426,6 +447,9 @@ func (r *Router) Run(ctx context.Context) error {
 			"in_flight": n, "drain_timeout": r.cfg.DrainTimeout.String(),
 		})
 		stopInFlight()
+		for _, g := range gates {
+			g.abandonPending()
+		}
 		if !waitIdle(handlers, stopGrace) {
 			drainErr = fmt.Errorf("router: %d messages still in flight %s after the drain timeout of %s; their handlers ignore cancellation", inFlight(handlers), stopGrace, r.cfg.DrainTimeout)
 		}
@@ -496,6 +520,14 @@ func waitIdle(hs []*registration, d time.Duration) bool {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return true
+}
+
+// pipelined reports whether h's outputs are sent without waiting for the
+// broker: it has an output, a window above its concurrency, and a
+// publisher that can.
+func (h *registration) pipelined() bool {
+	_, async := h.publisher.(middleware.AsyncPublisher)
+	return h.out != nil && async && h.opts.maxInFlight > h.opts.concurrency
 }
 
 func (r *Router) poisonTopic(h *registration) schema.Topic {
