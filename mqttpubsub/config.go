@@ -205,11 +205,14 @@ type PublisherConfig struct {
 	ClientID string
 	// PayloadMode is PayloadEnvelope (default) or PayloadRaw.
 	PayloadMode PayloadMode
-	// PublishTimeout bounds how long Publish waits for the connection to be up
-	// and for the broker to acknowledge each message. Default 30s.
+	// PublishTimeout bounds how long Publish and PublishAsync wait for the
+	// connection to be up, and for the broker to acknowledge each message
+	// from the moment it was sent. Default 30s.
 	PublishTimeout time.Duration
 	// MaxInFlight caps the messages of one Publish call sent but not yet
-	// acknowledged by the broker. Default 256.
+	// acknowledged by the broker, and, separately, those of all PublishAsync
+	// calls together: PublishAsync blocks while that many wait for their
+	// acknowledgement. Default 256.
 	MaxInFlight int
 	// MaxPacketSize is the largest MQTT packet the broker accepts (Mosquitto:
 	// message_size_limit / max_packet_size). A message whose packet would be
@@ -302,6 +305,25 @@ type SubscriberConfig struct {
 	// MaxBufferedQoS0 caps the QoS 0 messages waiting in one session; more
 	// are dropped. Default 10000.
 	MaxBufferedQoS0 int
+	// AckWindow is how many messages one Subscribe call hands out before
+	// the oldest of them is acked or nacked. Default 1: the next message
+	// waits for the previous one's ack or nack, as watermill's Pub/Sub
+	// contract expects. A larger window lets a consumer take the next
+	// message while earlier ones are still being confirmed: a Subscribe
+	// call then holds at most AckWindow messages that are neither acked nor
+	// nacked, acks and nacks may come in any order, and each is passed to
+	// the broker as it comes. When the Subscribe context ends or the
+	// subscriber closes, every message handed out and not yet acked or
+	// nacked goes back to the subscription (so it is delivered again),
+	// exactly as for window 1.
+	//
+	// The messages a Subscribe call holds count toward MaxUnacked, which
+	// bounds what the subscription (all its Subscribe calls together)
+	// receives from the broker: a window larger than MaxUnacked, or windows
+	// of several Subscribe calls that add up to more, are not an error, but
+	// a call then waits for acks once MaxUnacked QoS 1 and 2 messages are
+	// out, as if its window were smaller.
+	AckWindow int
 }
 
 func (c *SubscriberConfig) setDefaults() {
@@ -317,6 +339,9 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.MaxUnacked == 0 {
 		c.MaxUnacked = DefaultMaxUnacked
+	}
+	if c.AckWindow == 0 {
+		c.AckWindow = 1
 	}
 }
 
@@ -342,6 +367,9 @@ func (c SubscriberConfig) Validate() error {
 	}
 	if c.MaxBufferedQoS0 < 0 {
 		return errors.New("mqtt: max buffered QoS 0 messages must not be negative")
+	}
+	if c.AckWindow < 0 {
+		return fmt.Errorf("mqtt: AckWindow %d must not be negative (0 means 1)", c.AckWindow)
 	}
 	return validateClientID(c.ClientID)
 }

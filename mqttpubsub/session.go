@@ -411,10 +411,15 @@ func (s *session) decode(in *inbound, logger watermill.LoggerAdapter) {
 	}
 }
 
-// untake gives a taken entry back to the other consumers.
-func (s *session) untake(el *list.Element) {
+// untake gives taken entries back to the other consumers, all at once.
+func (s *session) untake(els ...*list.Element) {
+	if len(els) == 0 {
+		return
+	}
 	s.mu.Lock()
-	el.Value.(*inbound).taken = false
+	for _, el := range els {
+		el.Value.(*inbound).taken = false
+	}
 	s.mu.Unlock()
 	s.signal()
 }

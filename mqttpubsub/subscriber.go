@@ -1,6 +1,7 @@
 package mqttpubsub
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -148,10 +149,13 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 	return nil
 }
 
-// Subscribe returns the messages of topic. The channel is closed when ctx is
-// done or the subscriber is closed. The next message is sent only after the
-// previous one was acked or nacked. Several Subscribe calls for one topic
-// share one subscription and compete for its messages.
+// Subscribe returns the messages of topic, in the order the broker
+// delivered them. The channel is closed when ctx is done or the subscriber
+// is closed. With AckWindow 1 (the default) the next message is sent only
+// after the previous one was acked or nacked; with a larger window, once
+// fewer than AckWindow messages sent on the channel wait for their ack or
+// nack. Several Subscribe calls for one topic share one subscription and
+// compete for its messages.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	o, err := s.plan(topic)
 	if err != nil {
@@ -236,6 +240,10 @@ func (c *consumer) run(ctx context.Context, out chan<- *message.Message) {
 		sessions.release(c.sess)
 	}()
 	stop := c.sub.closing
+	if window := c.sub.config.AckWindow; window > 1 {
+		c.runWindow(ctx, stop, out, window)
+		return
+	}
 	for {
 		el := c.sess.take(ctx, stop)
 		if el == nil {
@@ -257,6 +265,85 @@ func (c *consumer) run(ctx context.Context, out chan<- *message.Message) {
 	}
 }
 
+// runWindow hands out the session's messages in order while fewer than
+// window of them wait for their ack or nack, and settles each in a goroutine
+// of its own as its ack or nack comes, in any order. When ctx is done or stop
+// is closed it gives back every message handed out and not yet settled, as
+// run does for its one message, all at once so that the session's other
+// consumers take them in order, and returns once it did.
+func (c *consumer) runWindow(ctx context.Context, stop <-chan struct{}, out chan<- *message.Message, window int) {
+	slots := make(chan struct{}, window) // one per message handed out and not yet settled
+	var (
+		settling  sync.WaitGroup
+		mu        sync.Mutex
+		unsettled []*list.Element // handed out, not acked or nacked when the subscription ended
+	)
+	defer func() {
+		settling.Wait()
+		c.sess.untake(unsettled...)
+	}()
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		case <-stop:
+			return
+		}
+		// A place freed by a message given back at the end must not be
+		// used for another one.
+		if ending(ctx, stop) {
+			return
+		}
+		el := c.sess.take(ctx, stop)
+		if el == nil {
+			return
+		}
+		msg := c.sess.prepare(el, c.logger)
+		if msg == nil {
+			<-slots
+			continue
+		}
+		msgCtx, cancel := context.WithCancel(ctx)
+		msg.SetContext(msgCtx)
+		if !offer(ctx, stop, out, msg) {
+			cancel()
+			mu.Lock()
+			unsettled = append(unsettled, el)
+			mu.Unlock()
+			return
+		}
+		settling.Add(1)
+		go func() {
+			defer settling.Done()
+			switch await(ctx, stop, msg) {
+			case delivered:
+				c.sess.ack(el)
+			case nacked:
+				c.sess.nack(el)
+			default:
+				mu.Lock()
+				unsettled = append(unsettled, el)
+				mu.Unlock()
+			}
+			cancel()
+			<-slots
+		}()
+	}
+}
+
+// ending reports whether ctx is done or stop is closed.
+func ending(ctx context.Context, stop <-chan struct{}) bool {
+	select {
+	case <-ctx.Done():
+		return true
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
 type outcome int
 
 const (
@@ -271,13 +358,27 @@ func (c *consumer) deliver(ctx context.Context, stop <-chan struct{}, out chan<-
 	msgCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	msg.SetContext(msgCtx)
-	select {
-	case out <- msg:
-	case <-ctx.Done():
-		return ended
-	case <-stop:
+	if !offer(ctx, stop, out, msg) {
 		return ended
 	}
+	return await(ctx, stop, msg)
+}
+
+// offer sends msg on out; false when the subscription ended first.
+func offer(ctx context.Context, stop <-chan struct{}, out chan<- *message.Message, msg *message.Message) bool {
+	select {
+	case out <- msg:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-stop:
+		return false
+	}
+}
+
+// await waits for the ack or nack of a message sent on a Subscribe channel.
+// It returns ended when the subscription ended first.
+func await(ctx context.Context, stop <-chan struct{}, msg *message.Message) outcome {
 	select {
 	case <-msg.Acked():
 		return delivered
