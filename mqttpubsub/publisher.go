@@ -12,12 +12,14 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// ErrPublisherClosed is returned by Publish after Close.
+// ErrPublisherClosed is returned by Publish, and given to PublishAsync's
+// done, after Close.
 var ErrPublisherClosed = errors.New("mqtt: publisher is closed")
 
 // PublishError says which message of a Publish call failed. Messages before
 // Index were acknowledged by the broker; Index and the ones after it may or
-// may not have been delivered.
+// may not have been delivered. PublishAsync reports a failed message as
+// message 0 of 1.
 type PublishError struct {
 	Index int    // position of the failed message in the Publish call
 	Count int    // number of messages in the Publish call
@@ -59,8 +61,29 @@ type Publisher struct {
 
 	// mu is held for reading by Publish and for writing by Close, which so
 	// waits for the Publish calls in progress.
-	mu     sync.RWMutex
-	closed bool
+	mu       sync.RWMutex
+	closed   bool
+	finished chan struct{} // closed when Close is done
+
+	// async counts the PublishAsync calls whose done has not returned yet;
+	// Close waits for it. Calls are added under mu (read), before closed.
+	async sync.WaitGroup
+	// slots holds a token for every PublishAsync message handed to the
+	// client and not yet confirmed; its capacity is MaxInFlight.
+	slots chan struct{}
+	// pending holds those messages in the order they were handed to the
+	// client, for confirmAsync. Every entry holds a slot, so sending to it
+	// never blocks.
+	pending chan asyncPublish
+}
+
+// asyncPublish is a PublishAsync message waiting for its confirmation.
+type asyncPublish struct {
+	token mqtt.Token
+	sent  time.Time
+	done  func(error)
+	topic string
+	uuid  string
 }
 
 // NewPublisher connects to the broker and returns a Publisher. A broker that
@@ -83,10 +106,13 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		config.ClientID = "switchyard-pub-" + watermill.NewShortUUID()
 	}
 	p := &Publisher{
-		config: config,
-		logger: logger.With(watermill.LogFields{"mqtt_client_id": config.ClientID}),
-		lost:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
+		config:   config,
+		logger:   logger.With(watermill.LogFields{"mqtt_client_id": config.ClientID}),
+		lost:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		finished: make(chan struct{}),
+		slots:    make(chan struct{}, config.MaxInFlight),
+		pending:  make(chan asyncPublish, config.MaxInFlight),
 	}
 	opts := conn.clientOptions(config.ClientID, true)
 	opts.SetAutoReconnect(false)
@@ -105,8 +131,9 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		return nil, err
 	}
 	p.link = linkState{up: true, since: time.Now()}
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.reconnect()
+	go p.confirmAsync()
 	p.logger.Debug("MQTT publisher connected", watermill.LogFields{"broker": conn.Broker})
 	return p, nil
 }
@@ -177,9 +204,8 @@ func (p *Publisher) publish(topic string, dest destination, payloads [][]byte, u
 		return &PublishError{Index: i, Count: len(payloads), UUID: uuid(i), Topic: topic, Err: err}
 	}
 	for i, payload := range payloads {
-		// Fixed header (at most 5 bytes), topic length and name, packet id.
-		if size := 5 + 2 + len(dest.name) + 2 + len(payload); size > p.config.MaxPacketSize {
-			return fail(i, &PermanentError{Err: fmt.Errorf("the MQTT packet of %d bytes is larger than the broker's maximum packet size of %d bytes", size, p.config.MaxPacketSize)})
+		if err := p.checkSize(dest, payload); err != nil {
+			return fail(i, err)
 		}
 	}
 	if err := p.waitConnected(time.Now().Add(p.config.PublishTimeout)); err != nil {
@@ -213,6 +239,121 @@ func (p *Publisher) publish(topic string, dest destination, payloads [][]byte, u
 		if err := confirm(next); err != nil {
 			return fail(next, err)
 		}
+	}
+	return nil
+}
+
+// PublishAsync hands msg to the MQTT client for topic and returns without
+// waiting for the broker's acknowledgement. It blocks while MaxInFlight
+// PublishAsync messages wait for theirs (that is the backpressure), while
+// the client's connection takes the message, and while the publisher
+// reconnects (at most PublishTimeout, as Publish).
+//
+// done is called exactly once, possibly before PublishAsync returns: with
+// nil once the broker acknowledged msg (QoS 1 and 2) or once it was written
+// to the connection (QoS 0), else with the error Publish would have
+// returned for it: a *PermanentError for an invalid topic, ErrPublisherClosed
+// after Close, and a *PublishError (message 0 of 1) for the rest, a
+// *PermanentError inside it for a message larger than MaxPacketSize. A lost
+// connection fails the messages it had not confirmed, and so does a broker
+// that does not acknowledge one within PublishTimeout of its sending.
+//
+// The confirmations come in the order the messages were handed to the
+// client, from one goroutine of the publisher: done must return quickly and
+// must not call PublishAsync, which may be waiting for that goroutine.
+// Messages given to PublishAsync one after another are sent in that order.
+// Close waits until done was called for every PublishAsync call that
+// started before it.
+func (p *Publisher) PublishAsync(topic string, msg *message.Message, done func(error)) {
+	dest, err := resolveTopic(topic)
+	if err != nil {
+		done(&PermanentError{Err: err})
+		return
+	}
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		done(ErrPublisherClosed)
+		return
+	}
+	p.async.Add(1)
+	p.mu.RUnlock()
+	token, err := p.sendAsync(dest, msg)
+	if err != nil {
+		done(&PublishError{Count: 1, UUID: msg.UUID, Topic: topic, Err: err})
+		p.async.Done()
+		return
+	}
+	p.pending <- asyncPublish{token: token, sent: time.Now(), done: done, topic: topic, uuid: msg.UUID}
+}
+
+// sendAsync encodes msg and hands it to the client once a slot is free. On
+// success the caller owns the slot until the message is confirmed.
+func (p *Publisher) sendAsync(dest destination, msg *message.Message) (mqtt.Token, error) {
+	payload, err := p.encode(msg)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.checkSize(dest, payload); err != nil {
+		return nil, err
+	}
+	if err := p.waitConnected(time.Now().Add(p.config.PublishTimeout)); err != nil {
+		return nil, err
+	}
+	// When all slots are taken, confirmAsync frees the oldest within
+	// PublishTimeout of its sending (and once its done returned).
+	p.slots <- struct{}{}
+	return p.client.Publish(dest.name, dest.qos, false, payload), nil
+}
+
+// confirmAsync waits for the PublishAsync messages in the order they were
+// sent, calls their done and frees their slots, until Close closes pending.
+func (p *Publisher) confirmAsync() {
+	defer p.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for a := range p.pending {
+		err := p.await(a.token, a.sent, timer)
+		<-p.slots
+		if err != nil {
+			err = &PublishError{Count: 1, UUID: a.uuid, Topic: a.topic, Err: err}
+		}
+		a.done(err)
+		p.async.Done()
+	}
+}
+
+// await waits for token until PublishTimeout after sent, using timer, which
+// it leaves stopped.
+func (p *Publisher) await(token mqtt.Token, sent time.Time, timer *time.Timer) error {
+	done := token.Done()
+	select {
+	case <-done:
+		return token.Error()
+	default:
+	}
+	if remaining := time.Until(sent.Add(p.config.PublishTimeout)); remaining > 0 {
+		timer.Reset(remaining)
+		select {
+		case <-done:
+			timer.Stop()
+			return token.Error()
+		case <-timer.C:
+		}
+	}
+	select {
+	case <-done:
+		return token.Error()
+	default:
+		return fmt.Errorf("the broker did not acknowledge the message within %s", p.config.PublishTimeout)
+	}
+}
+
+// checkSize fails a payload whose packet would be larger than MaxPacketSize.
+func (p *Publisher) checkSize(dest destination, payload []byte) error {
+	// Fixed header (at most 5 bytes), topic length and name, packet id.
+	if size := 5 + 2 + len(dest.name) + 2 + len(payload); size > p.config.MaxPacketSize {
+		return &PermanentError{Err: fmt.Errorf("the MQTT packet of %d bytes is larger than the broker's maximum packet size of %d bytes", size, p.config.MaxPacketSize)}
 	}
 	return nil
 }
@@ -275,21 +416,32 @@ func (p *Publisher) Health() error {
 	return nil
 }
 
-// Close waits for the Publish calls in progress and for a reconnection
-// attempt under way, then disconnects. It is idempotent.
+// Close waits for the Publish calls in progress, for every PublishAsync
+// message to be confirmed or to fail (each within PublishTimeout of its
+// sending; done is called for all of them) and for a reconnection attempt
+// under way, then disconnects. Calls that wait for the connection fail at
+// once with ErrPublisherClosed. It is idempotent; a second call returns
+// when the first is done.
 func (p *Publisher) Close() error {
 	// Stop reconnecting first (an attempt under way finishes), so that no
 	// connection is made after the disconnect, and stop Publish calls that
 	// wait for the connection.
 	p.closeOnce.Do(func() { close(p.done) })
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed {
+		p.mu.Unlock()
+		<-p.finished
 		return nil
 	}
 	p.closed = true
+	// Not held while waiting for the PublishAsync calls: a done that
+	// publishes again must find the publisher closed, not block.
+	p.mu.Unlock()
+	p.async.Wait()
+	close(p.pending) // no PublishAsync call is left to send to it
 	p.wg.Wait()
 	p.client.Disconnect(uint(p.config.DisconnectTimeout / time.Millisecond))
 	p.logger.Debug("MQTT publisher closed", nil)
+	close(p.finished)
 	return nil
 }
