@@ -106,11 +106,17 @@
 // # Acknowledgement and redelivery
 //
 // Messages are acknowledged manually: the broker gets the PUBACK (QoS 1) or
-// PUBREC (QoS 2) only when the handler acks the message. Each Subscribe
-// channel emits the next message only after the previous one was acked or
-// nacked; the messages of a session are handed out in the order the broker
-// delivered them. When a Subscribe context ends while its channel holds a
-// message, the message goes back to the session's other subscriptions. A
+// PUBREC (QoS 2) only when the handler acks the message. By default each
+// Subscribe channel emits the next message only after the previous one was
+// acked or nacked; with SubscriberConfig.AckWindow above 1 it emits the next
+// one while fewer than AckWindow of the messages it emitted wait for their
+// ack or nack, and passes each ack and nack to the broker as it comes, in
+// whatever order they come. The messages of a session are handed out in the
+// order the broker delivered them. When a Subscribe context ends, or the
+// subscriber closes, while messages its channel emitted are neither acked
+// nor nacked, they go back to the session's other subscriptions, or, when
+// the session closes, stay unacknowledged on the broker, which delivers
+// them again. A
 // message the broker sends again after a reconnect replaces the copy still
 // waiting in the session, and is acknowledged through the new connection, so
 // it is handled once.
@@ -158,6 +164,12 @@
 // 150,000 messages of about 450 bytes consumed by one subscriber peaked at
 // 5 MB of heap and 18 MB RSS, against 108 MB of heap without the window.
 //
+// The messages that Subscribe calls hold under their AckWindow are part of
+// MaxUnacked: all the Subscribe calls of a subscription share it. A window
+// above MaxUnacked (or windows that add up to more) just waits: once
+// MaxUnacked QoS 1 and 2 messages are out, the next one comes when one of
+// them is acknowledged.
+//
 // While the subscription does not read, paho reads nothing else from the
 // connection either, its keep-alive answers included; acknowledgements of
 // handled messages still go out. If no message at all is acknowledged for
@@ -179,6 +191,14 @@
 // publisher reconnects, and for ReconnectGrace after, Publish waits for the
 // connection, at most PublishTimeout. Publisher.Health reports a lost
 // connection with the time and the reason.
+//
+// PublishAsync sends one message without waiting for the broker, and
+// reports its outcome through a callback, with the same errors and the same
+// meaning of "published" as Publish. At most MaxInFlight of its messages
+// wait for their acknowledgement; it blocks while that many do. One
+// goroutine of the publisher waits for their acknowledgements in the order
+// they were sent, each at most PublishTimeout from its sending, and calls
+// the callbacks. Close waits until every callback was called.
 //
 // An invalid topic, and a message whose packet is larger than
 // PublisherConfig.MaxPacketSize (set it to the broker's limit), fail with a
