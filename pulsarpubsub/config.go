@@ -478,6 +478,17 @@ type SubscriberConfig struct {
 	// delivered again (TestKill9RedeliversOnlyUnacked with
 	// SWITCHYARD_PULSAR_KILL9_INDEX_ACK=1).
 	EnableBatchIndexAcknowledgment bool
+	// AckWindow is how many messages one Subscribe call hands out before
+	// the oldest of them is acked or nacked. Default 1: the next message
+	// waits for the previous one's ack or nack, as watermill's Pub/Sub
+	// contract expects. A larger window lets a consumer take the next
+	// message while earlier ones are still being confirmed; acks and nacks
+	// may then come in any order and each is passed to the broker as it
+	// comes. When the Subscribe context ends or the subscriber closes,
+	// every message handed out and not yet acked is nacked (so it is
+	// delivered again), exactly as for window 1. Messages are handed out in
+	// the order the broker delivers them either way.
+	AckWindow int
 }
 
 func (c *SubscriberConfig) setDefaults() {
@@ -497,6 +508,9 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.ReceiverQueueSize == 0 {
 		c.ReceiverQueueSize = DefaultReceiverQueueSize
+	}
+	if c.AckWindow == 0 {
+		c.AckWindow = 1
 	}
 }
 
@@ -523,6 +537,9 @@ func (c SubscriberConfig) Validate() error {
 	}
 	if c.ReceiverQueueSize < 0 {
 		return fmt.Errorf("pulsarpubsub: ReceiverQueueSize must not be negative, got %d", c.ReceiverQueueSize)
+	}
+	if c.AckWindow < 0 {
+		return fmt.Errorf("pulsarpubsub: AckWindow must not be negative, got %d", c.AckWindow)
 	}
 	if d := c.DeadLetter; d != nil {
 		if d.MaxDeliveries < 1 {

@@ -24,7 +24,9 @@ var ErrSubscriberClosed = errors.New("pulsarpubsub: subscriber is closed")
 // is safe for concurrent use.
 //
 // Every Subscribe call returns its own channel, which holds back the next
-// message until the previous one was acked or nacked. With a shared or
+// message until the previous one was acked or nacked (or, with
+// SubscriberConfig.AckWindow, until fewer than AckWindow messages are
+// waiting for their ack or nack). With a shared or
 // key_shared subscription every Subscribe call has a consumer of its own, so
 // several calls for one topic compete for its messages like separate
 // processes. With an exclusive or failover subscription, which lets one
@@ -341,22 +343,18 @@ func (s *Subscriber) consumerOptions(topic string) (pulsar.ConsumerOptions, erro
 }
 
 // consume passes the consumer's messages, and those nacked to be handed out
-// again in process, to out, one at a time, until ctx ends or the subscriber
-// closes.
+// again in process, to out, until ctx ends or the subscriber closes: one at a
+// time, each after the previous one was acked or nacked, or with
+// AckWindow > 1 up to AckWindow not yet acked or nacked (see consumeWindow).
 func (s *Subscriber) consume(ctx context.Context, h *consumerHandle, out chan<- *message.Message, logger watermill.LoggerAdapter) {
+	if s.cfg.AckWindow > 1 {
+		s.consumeWindow(ctx, h, out, logger)
+		return
+	}
 	in := h.consumer.Chan()
 	for {
-		var r redelivery
-		select {
-		case cm, ok := <-in:
-			if !ok {
-				return
-			}
-			r = redelivery{pm: cm.Message, attempt: deliveryAttempt(cm.Message, h.persistent)}
-		case r = <-h.redeliveries:
-		case <-ctx.Done():
-			return
-		case <-s.closing:
+		r, ok := s.next(ctx, h, in)
+		if !ok {
 			return
 		}
 		if !s.deliver(ctx, h, r, out, logger) {
@@ -365,42 +363,130 @@ func (s *Subscriber) consume(ctx context.Context, h *consumerHandle, out chan<- 
 	}
 }
 
+// consumeWindow is consume for AckWindow > 1. Every message handed out is
+// settled (its ack or nack passed to the broker) by a goroutine of its own,
+// so acks and nacks take effect in the order they come; a slot of the
+// window is taken before the next message is received from the consumer and
+// given back once its message is settled. When ctx ends or the subscriber
+// closes, the settling goroutines nack what is not acked, and consumeWindow
+// returns after all of them, so the consumer is not closed before.
+func (s *Subscriber) consumeWindow(ctx context.Context, h *consumerHandle, out chan<- *message.Message, logger watermill.LoggerAdapter) {
+	var settling sync.WaitGroup
+	defer settling.Wait()
+	slots := make(chan struct{}, s.cfg.AckWindow)
+	in := h.consumer.Chan()
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		case <-s.closing:
+			return
+		}
+		r, ok := s.next(ctx, h, in)
+		if !ok {
+			return
+		}
+		msg, cancel := s.message(ctx, r)
+		if !s.handOut(ctx, h, r, msg, out, logger) {
+			cancel()
+			return
+		}
+		settling.Add(1)
+		go func() {
+			defer settling.Done()
+			s.settle(ctx, h, r, msg, logger)
+			cancel()
+			<-slots
+		}()
+	}
+}
+
+// next returns the next message to hand out: one from the consumer, or one
+// nacked to be handed out again in process. It reports false when ctx ended,
+// the subscriber closed or the consumer's channel was closed.
+func (s *Subscriber) next(ctx context.Context, h *consumerHandle, in <-chan pulsar.ConsumerMessage) (redelivery, bool) {
+	select {
+	case cm, ok := <-in:
+		if !ok {
+			return redelivery{}, false
+		}
+		return redelivery{pm: cm.Message, attempt: deliveryAttempt(cm.Message, h.persistent)}, true
+	case r := <-h.redeliveries:
+		return r, true
+	case <-ctx.Done():
+		return redelivery{}, false
+	case <-s.closing:
+		return redelivery{}, false
+	}
+}
+
+// message returns the watermill message of r, with a context that ends with
+// ctx or when cancel is called, once the message was settled.
+func (s *Subscriber) message(ctx context.Context, r redelivery) (*message.Message, context.CancelFunc) {
+	msg := watermillMessage(r.pm, s.cfg.MessageKeyMetadata, r.attempt)
+	msgCtx, cancel := context.WithCancel(ctx)
+	msg.SetContext(msgCtx)
+	return msg, cancel
+}
+
 // deliver sends one message to out and waits for its ack or nack, and passes
 // that on to the broker. It reports false when ctx ended or the subscriber
 // closed first; the message is nacked then, with no delay on a
 // non-persistent topic.
 func (s *Subscriber) deliver(ctx context.Context, h *consumerHandle, r redelivery, out chan<- *message.Message, logger watermill.LoggerAdapter) bool {
-	pm := r.pm
-	msg := watermillMessage(pm, s.cfg.MessageKeyMetadata, r.attempt)
-	msgCtx, cancel := context.WithCancel(ctx)
+	msg, cancel := s.message(ctx, r)
 	defer cancel()
-	msg.SetContext(msgCtx)
-
-	select {
-	case out <- msg:
-	case <-ctx.Done():
-		s.nack(h, r, 0, logger)
-		return false
-	case <-s.closing:
-		s.nack(h, r, 0, logger)
+	if !s.handOut(ctx, h, r, msg, out, logger) {
 		return false
 	}
+	return s.settle(ctx, h, r, msg, logger)
+}
+
+// handOut sends msg, the message of r, to out. It reports false when ctx
+// ended or the subscriber closed first; r is nacked then, with no delay on a
+// non-persistent topic.
+func (s *Subscriber) handOut(ctx context.Context, h *consumerHandle, r redelivery, msg *message.Message, out chan<- *message.Message, logger watermill.LoggerAdapter) bool {
+	select {
+	case out <- msg:
+		return true
+	case <-ctx.Done():
+	case <-s.closing:
+	}
+	s.nack(h, r, 0, logger)
+	return false
+}
+
+// settle waits for the ack or nack of msg, the message of r handed out, and
+// passes it on to the broker. It reports false when ctx ended or the
+// subscriber closed first; r is nacked then, with no delay on a
+// non-persistent topic, unless msg was acked by then.
+func (s *Subscriber) settle(ctx context.Context, h *consumerHandle, r redelivery, msg *message.Message, logger watermill.LoggerAdapter) bool {
 	select {
 	case <-msg.Acked():
-		if err := h.consumer.Ack(pm); err != nil {
-			logger.Error("Acking message failed; it will be delivered again", err,
-				watermill.LogFields{"message_uuid": msg.UUID, "message_id": pm.ID().String()})
-		}
+		s.ack(h, r, msg, logger)
 		return true
 	case <-msg.Nacked():
 		s.nack(h, r, s.cfg.NackRedeliveryDelay, logger)
 		return true
 	case <-ctx.Done():
-		s.nack(h, r, 0, logger)
-		return false
 	case <-s.closing:
+	}
+	// An ack given before the end is kept, even when the end won the race.
+	select {
+	case <-msg.Acked():
+		s.ack(h, r, msg, logger)
+	default:
 		s.nack(h, r, 0, logger)
-		return false
+	}
+	return false
+}
+
+// ack acknowledges r, whose message msg was acked, to the broker.
+func (s *Subscriber) ack(h *consumerHandle, r redelivery, msg *message.Message, logger watermill.LoggerAdapter) {
+	if err := h.consumer.Ack(r.pm); err != nil {
+		logger.Error("Acking message failed; it will be delivered again", err,
+			watermill.LogFields{"message_uuid": msg.UUID, "message_id": r.pm.ID().String()})
 	}
 }
 

@@ -115,6 +115,7 @@ func TestSubscriberConfigValidate(t *testing.T) {
 		{base(func(c *SubscriberConfig) { c.InitialPosition = "middle" }), `"middle"`},
 		{base(func(c *SubscriberConfig) { c.NackRedeliveryDelay = -time.Second }), "NackRedeliveryDelay"},
 		{base(func(c *SubscriberConfig) { c.ReceiverQueueSize = -1 }), "ReceiverQueueSize"},
+		{base(func(c *SubscriberConfig) { c.AckWindow = -3 }), "AckWindow must not be negative, got -3"},
 		{base(func(c *SubscriberConfig) { c.DeadLetter = &DeadLetterPolicy{} }), "MaxDeliveries"},
 		{base(func(c *SubscriberConfig) { c.DeadLetter = &DeadLetterPolicy{MaxDeliveries: 1, Topic: "q7/a/b/c"} }), `"q7/a/b/c"`},
 	}
@@ -128,7 +129,7 @@ func TestSubscriberConfigValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.SubscriptionType != Shared || c.InitialPosition != Latest || c.NackRedeliveryDelay != time.Second || c.ReceiverQueueSize != DefaultReceiverQueueSize {
+	if c.SubscriptionType != Shared || c.InitialPosition != Latest || c.NackRedeliveryDelay != time.Second || c.ReceiverQueueSize != DefaultReceiverQueueSize || c.AckWindow != 1 {
 		t.Errorf("defaults: %+v", c)
 	}
 	for typ, want := range map[SubscriptionType]pulsar.SubscriptionType{Shared: pulsar.Shared, Exclusive: pulsar.Exclusive, Failover: pulsar.Failover, KeyShared: pulsar.KeyShared} {
