@@ -278,8 +278,9 @@ type PublisherConfig struct {
 	// waiting for BatchingMaxPublishDelay.
 	DisableBatching bool
 	// BatchingMaxPublishDelay is the longest a batch waits for more
-	// messages when no Publish call flushes it; zero keeps the client
-	// library's default (10ms).
+	// messages when neither a Publish call nor FlushBatches flushes it
+	// (messages given to PublishAsync wait up to this long); zero keeps the
+	// client library's default (10ms).
 	BatchingMaxPublishDelay time.Duration
 	// BatchingMaxMessages caps the messages in one batch; zero keeps the
 	// client library's default (1000).
@@ -302,8 +303,8 @@ type PublisherConfig struct {
 	// waits forever. Default 30s.
 	SendTimeout time.Duration
 	// MaxPendingMessages bounds the messages of one topic waiting for the
-	// broker's acknowledgement; Publish blocks while it is reached. Zero
-	// keeps the client library's default (1000).
+	// broker's acknowledgement; Publish and PublishAsync block while it is
+	// reached. Zero keeps the client library's default (1000).
 	MaxPendingMessages int
 	// MessageKeyMetadata names a metadata key whose value becomes the Pulsar
 	// message key, so that a key_shared subscription keeps the messages of
@@ -312,8 +313,9 @@ type PublisherConfig struct {
 	// ProducerName prefixes the names of this publisher's producers; empty
 	// lets the broker choose unique names.
 	ProducerName string
-	// CloseTimeout bounds how long Close waits for Publish calls in flight
-	// and for the producers to flush. Default 30s.
+	// CloseTimeout bounds how long Close waits for Publish calls in flight,
+	// for the broker to confirm the messages given to PublishAsync and for
+	// the producers to flush. Default 30s.
 	CloseTimeout time.Duration
 }
 

@@ -32,6 +32,20 @@
 // by default. Chunking (PublisherConfig.EnableChunking, which turns batching
 // off) carries messages larger than the broker's maximum message size.
 //
+// PublishAsync hands one message to the topic's producer and returns
+// without waiting for the broker: its done function is called once, with nil
+// when the broker confirmed the message or with the error Publish would have
+// returned for it. It blocks only while the producer's queue of unconfirmed
+// messages is full (MaxPendingMessages), which is the backpressure. Messages
+// given to PublishAsync for one topic are stored in the order of the calls.
+// With batching on, the client library holds messages back for up to
+// BatchingMaxPublishDelay to fill a batch; FlushBatches sends what the
+// producers hold at once, without waiting, and costs nothing when there is
+// nothing to send: a caller that pipelines calls it whenever it runs out of
+// messages to publish. Close flushes, waits up to CloseTimeout for the
+// confirmations, and calls the done function of every message still
+// unconfirmed then with an error wrapping ErrPublisherClosed.
+//
 // An error that no retry fixes wraps *PermanentError, whose Permanent method
 // reports true, so a caller can tell it with errors.As and an
 // interface{ Permanent() bool }: an invalid queue name, a message over the
@@ -52,6 +66,15 @@
 // subscribe context ends or the subscriber closes, the message waiting for
 // its ack is nacked, and closing a consumer makes the broker deliver its
 // unacknowledged messages to the other consumers.
+//
+// SubscriberConfig.AckWindow lets one Subscribe call hand out up to that
+// many messages, in broker order, before the oldest of them is acked or
+// nacked, so that a consumer can take the next message while earlier ones
+// are still being confirmed (for example while their outputs are being
+// published). Acks and nacks may then come in any order; each is passed on
+// as it comes, and each message's context lives until its ack or nack. When
+// the subscribe context ends or the subscriber closes, every message of the
+// window not acked is nacked, as with the default window of 1.
 //
 // Every message handed out carries its delivery attempt in the metadata key
 // schema.DeliveryAttemptKey ("switchyard-attempt"): "1" on the first

@@ -18,7 +18,20 @@ const UUIDProperty = "_watermill_message_uuid"
 // metadata entry as a property, the UUID in UUIDProperty and, when keyMetadata
 // is set, the value of that metadata key as the message key.
 func producerMessage(msg *message.Message, keyMetadata string) *pulsar.ProducerMessage {
-	props := make(map[string]string, len(msg.Metadata)+1)
+	pm := &pulsar.ProducerMessage{}
+	fillProducerMessage(pm, msg, keyMetadata)
+	return pm
+}
+
+// fillProducerMessage sets pm as producerMessage describes, reusing the map
+// pm.Properties when there is one.
+func fillProducerMessage(pm *pulsar.ProducerMessage, msg *message.Message, keyMetadata string) {
+	props := pm.Properties
+	if props == nil {
+		props = make(map[string]string, len(msg.Metadata)+1)
+	} else {
+		clear(props)
+	}
 	for k, v := range msg.Metadata {
 		props[k] = v
 	}
@@ -27,11 +40,10 @@ func producerMessage(msg *message.Message, keyMetadata string) *pulsar.ProducerM
 	if payload == nil {
 		payload = []byte{}
 	}
-	pm := &pulsar.ProducerMessage{Payload: payload, Properties: props}
+	*pm = pulsar.ProducerMessage{Payload: payload, Properties: props}
 	if keyMetadata != "" {
 		pm.Key = msg.Metadata.Get(keyMetadata)
 	}
-	return pm
 }
 
 // watermillMessage turns a received Pulsar message into a watermill message:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -12,7 +13,9 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 )
 
-// ErrPublisherClosed is returned by Publish after Close.
+// ErrPublisherClosed is returned by Publish after Close, and passed to the
+// done function of PublishAsync after Close or, wrapped, when Close gave up
+// waiting for the broker's confirmation.
 var ErrPublisherClosed = errors.New("pulsarpubsub: publisher is closed")
 
 // maxListedFailures bounds how many failed messages a Publish error names one
@@ -36,7 +39,31 @@ type Publisher struct {
 	mu        sync.Mutex
 	closed    bool
 	producers map[string]*producerEntry
-	inflight  sync.WaitGroup
+	// names caches TopicName for the topics given to PublishAsync, up to
+	// maxCachedNames of them.
+	names map[string]string
+	// inflight counts Publish calls, and PublishAsync messages until their
+	// done function returned.
+	inflight sync.WaitGroup
+	// handing counts PublishAsync calls until the message is handed to the
+	// producer; Close closes no producer before they are done.
+	handing sync.WaitGroup
+	// closing is set by Close; PublishAsync calls still handing a message
+	// over then flush it at once.
+	closing atomic.Bool
+	// background counts the goroutines that flush producers or drop
+	// broken ones; bgStopped, set by Close under mu, lets no new one start.
+	background sync.WaitGroup
+	bgStopped  bool
+
+	// unflushed lists the producers that were handed messages by
+	// PublishAsync since their last flush; anyUnflushed tells FlushBatches
+	// without a lock whether it is empty. spare is a slice to reuse for it.
+	unflushedMu  sync.Mutex
+	unflushed    []*producerEntry
+	spare        []*producerEntry
+	anyUnflushed atomic.Bool
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -49,7 +76,20 @@ type producerEntry struct {
 	err      error
 	// name is the producer's name, read once at creation: the client
 	// library rewrites it, unsynchronised, whenever the producer reconnects.
-	name string
+	name  string
+	topic string
+
+	// The rest serves PublishAsync (see async.go).
+
+	// mu guards the list of messages handed over and not yet confirmed.
+	mu         sync.Mutex
+	head, tail *asyncSend
+	// unflushed is set while the entry is in Publisher.unflushed.
+	unflushed atomic.Bool
+	// flush is flushIdle, flushRunning or flushAgain.
+	flush atomic.Int32
+	// forgotten is set once the producer was found broken and is dropped.
+	forgotten atomic.Bool
 }
 
 // NewPublisher returns a Publisher configured by config. It does not connect
@@ -67,6 +107,7 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		client:    config.Client,
 		logger:    logger,
 		producers: map[string]*producerEntry{},
+		names:     map[string]string{},
 	}
 	if p.client == nil {
 		client, conn, err := newClient(config.ClientConfig, logger)
@@ -105,11 +146,11 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	producer, err := p.producer(name)
+	e, err := p.producer(name)
 	if err != nil {
 		return err
 	}
-	failures := p.send(producer, msgs)
+	failures := p.send(e.producer, msgs)
 	if len(failures) == 0 {
 		return nil
 	}
@@ -117,13 +158,21 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		failures[i].err = markPermanent(failures[i].err)
 	}
 	for _, f := range failures {
-		if errors.Is(f.err, pulsar.ErrProducerClosed) || errors.Is(f.err, pulsar.ErrTopicNotfound) ||
-			errors.Is(f.err, pulsar.ErrTopicTerminated) || errors.Is(f.err, pulsar.ErrProducerFenced) {
-			p.forget(name, producer)
+		if producerBroken(f.err) {
+			if e.forgotten.CompareAndSwap(false, true) {
+				p.forget(e, f.err)
+			}
 			break
 		}
 	}
 	return publishError(name, msgs, failures)
+}
+
+// producerBroken reports whether err says that the producer can no longer
+// send, so that a new one must be created.
+func producerBroken(err error) bool {
+	return errors.Is(err, pulsar.ErrProducerClosed) || errors.Is(err, pulsar.ErrTopicNotfound) ||
+		errors.Is(err, pulsar.ErrTopicTerminated) || errors.Is(err, pulsar.ErrProducerFenced)
 }
 
 type sendFailure struct {
@@ -190,9 +239,10 @@ func sortFailures(f []sendFailure) {
 	}
 }
 
-// producer returns the producer of topic, creating it on first use. Callers
-// wanting the same topic at the same time wait for one creation.
-func (p *Publisher) producer(topic string) (pulsar.Producer, error) {
+// producer returns the entry of the producer of topic, creating the producer
+// on first use. Callers wanting the same topic at the same time wait for one
+// creation.
+func (p *Publisher) producer(topic string) (*producerEntry, error) {
 	p.mu.Lock()
 	e, ok := p.producers[topic]
 	if ok {
@@ -201,9 +251,9 @@ func (p *Publisher) producer(topic string) (pulsar.Producer, error) {
 		if e.err != nil {
 			return nil, e.err
 		}
-		return e.producer, nil
+		return e, nil
 	}
-	e = &producerEntry{ready: make(chan struct{})}
+	e = &producerEntry{ready: make(chan struct{}), topic: topic}
 	p.producers[topic] = e
 	p.mu.Unlock()
 
@@ -224,21 +274,28 @@ func (p *Publisher) producer(topic string) (pulsar.Producer, error) {
 		p.mu.Unlock()
 	}
 	close(e.ready)
-	return e.producer, e.err
+	if e.err != nil {
+		return nil, e.err
+	}
+	return e, nil
 }
 
-// forget drops a producer that can no longer send, so that the next Publish
-// creates a new one.
-func (p *Publisher) forget(topic string, producer pulsar.Producer) {
+// forget drops the producer of e, which can no longer send, so that the next
+// Publish creates a new one, and fails the messages PublishAsync handed to it
+// that are still waiting, with cause: a producer the client library closed
+// on its own never confirms or fails the messages it held back. The caller
+// sets e.forgotten first. Nothing happens when Close took the producer
+// already.
+func (p *Publisher) forget(e *producerEntry, cause error) {
 	p.mu.Lock()
-	e, ok := p.producers[topic]
-	if !ok || e.producer != producer {
+	if p.producers[e.topic] != e {
 		p.mu.Unlock()
 		return
 	}
-	delete(p.producers, topic)
+	delete(p.producers, e.topic)
 	p.mu.Unlock()
-	producer.Close()
+	e.producer.Close()
+	p.failOutstanding(e, cause)
 }
 
 func (p *Publisher) producerOptions(topic string) pulsar.ProducerOptions {
@@ -294,31 +351,62 @@ func (p *Publisher) Health() error {
 	return p.conn.health(producerLink, names, "producer")
 }
 
-// Close waits (up to CloseTimeout) for Publish calls in flight, flushes and
-// closes every producer, and closes the client if the publisher made it.
-// Closing twice is harmless.
+// Close waits (up to CloseTimeout) for Publish calls in flight and for the
+// broker to confirm the messages given to PublishAsync, flushes and closes
+// every producer, and closes the client if the publisher made it. The done
+// function of every PublishAsync call has been called when Close returns:
+// messages still unconfirmed after CloseTimeout get an error that wraps
+// ErrPublisherClosed. Closing twice is harmless.
 func (p *Publisher) Close() error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
 		p.closed = true
+		p.closing.Store(true)
+		entries := make([]*producerEntry, 0, len(p.producers))
+		for _, e := range p.producers {
+			entries = append(entries, e)
+		}
 		p.mu.Unlock()
+
+		// Messages held back for batching go out now rather than after
+		// the batching delay; calls still handing messages over flush
+		// their own (closing is set).
+		for _, e := range entries {
+			select {
+			case <-e.ready:
+				if e.producer != nil && !p.cfg.DisableBatching {
+					p.startFlush(e)
+				}
+			default:
+			}
+		}
 
 		deadline := time.Now().Add(p.cfg.CloseTimeout)
 		if !waitTimeout(&p.inflight, p.cfg.CloseTimeout) {
-			p.closeErr = fmt.Errorf("pulsarpubsub: closing publisher: Publish calls still waiting after %s", p.cfg.CloseTimeout)
+			p.closeErr = fmt.Errorf("pulsarpubsub: closing publisher: Publish calls or unconfirmed messages still waiting after %s", p.cfg.CloseTimeout)
 			p.cancel()
 		}
-
+		// With p.ctx cancelled, a call blocked on a full producer queue
+		// gives up at once; no producer may close while a call hands it a
+		// message.
+		p.handing.Wait()
 		p.mu.Lock()
-		entries := p.producers
+		p.bgStopped = true
+		taken := p.producers
 		p.producers = map[string]*producerEntry{}
 		p.mu.Unlock()
+		// Flushes end once the broker confirmed what they sent, which
+		// all messages were if inflight ended; otherwise p.ctx ends them.
+		if !waitTimeout(&p.background, time.Until(deadline)) {
+			p.cancel()
+			p.background.Wait()
+		}
 
 		var errs []error
 		if p.closeErr != nil {
 			errs = append(errs, p.closeErr)
 		}
-		for topic, e := range entries {
+		for topic, e := range taken {
 			<-e.ready
 			if e.producer == nil {
 				continue
@@ -329,6 +417,7 @@ func (p *Publisher) Close() error {
 			}
 			cancel()
 			e.producer.Close()
+			p.failOutstanding(e, errClosedUnconfirmed)
 		}
 		p.cancel()
 		if p.ownClient {
