@@ -282,9 +282,22 @@ type SubscriberConfig struct {
 	// Prefetch is how many unacknowledged messages the broker sends ahead to
 	// each Subscribe call's consumer (AMQP basic.qos prefetch count).
 	// TrustGraph's Python consumer uses 1, which costs one round trip per
-	// message; the default here is 64. The channel returned by Subscribe
-	// still hands out one message at a time.
+	// message; the default here is 64. A consumer's prefetch is raised to
+	// AckWindow when that is larger, so that the window can fill.
 	Prefetch int
+	// AckWindow is how many messages one Subscribe call hands out before the
+	// oldest of them is acked or nacked. Default 1: the next message waits
+	// for the previous one's ack or nack, as watermill's Pub/Sub contract
+	// expects. A larger window lets a consumer take the next message while
+	// earlier ones are still being confirmed; acks and nacks may then come in
+	// any order and each is passed to the broker as it comes (an ack by its
+	// delivery tag, a nack as described in the package documentation). When
+	// the Subscribe context ends or the subscriber closes, every message
+	// handed out and not yet acked is nacked (so it is delivered again),
+	// exactly as for window 1: the consumer's channel closes and the broker
+	// queues its unacknowledged messages again. At most 65535, the largest
+	// prefetch AMQP can express.
+	AckWindow int
 	// NackDelay is how long a nacked message waits before it is queued
 	// again, behind the messages that arrived meanwhile. Default 1s.
 	NackDelay time.Duration
@@ -297,6 +310,9 @@ func (c *SubscriberConfig) setDefaults() {
 	c.ConnectionConfig.setDefaults()
 	if c.Prefetch == 0 {
 		c.Prefetch = DefaultPrefetch
+	}
+	if c.AckWindow == 0 {
+		c.AckWindow = 1
 	}
 	if c.NackDelay == 0 {
 		c.NackDelay = DefaultNackDelay
@@ -313,6 +329,12 @@ func (c SubscriberConfig) Validate() error {
 	}
 	if c.Prefetch < 1 || c.Prefetch > maxPrefetch {
 		return fmt.Errorf("rabbitmqpubsub: Prefetch must be between 1 and %d, got %d", maxPrefetch, c.Prefetch)
+	}
+	if c.AckWindow < 0 {
+		return fmt.Errorf("rabbitmqpubsub: AckWindow must not be negative, got %d", c.AckWindow)
+	}
+	if c.AckWindow > maxPrefetch {
+		return fmt.Errorf("rabbitmqpubsub: AckWindow must be at most %d (the largest AMQP prefetch), got %d", maxPrefetch, c.AckWindow)
 	}
 	if c.NackDelay < 0 {
 		return fmt.Errorf("rabbitmqpubsub: NackDelay must not be negative, got %s", c.NackDelay)

@@ -51,9 +51,15 @@
 //
 // Each Subscribe call is a consumer on a channel of its own with prefetch
 // SubscriberConfig.Prefetch (default 64; TrustGraph's Python consumer uses
-// 1). Several calls on one Subscriber compete for the topic's queue, a
-// response or notify queue included. The channel returned hands out one
-// message at a time. An ack is passed to the broker at once.
+// 1), raised to AckWindow when that is larger. Several calls on one
+// Subscriber compete for the topic's queue, a response or notify queue
+// included. The channel returned hands out the queue's messages in order,
+// up to SubscriberConfig.AckWindow of them (default 1, one at a time) before
+// the oldest is acked or nacked. Acks and nacks may come in any order; an ack
+// is passed to the broker at once, by the message's delivery tag. When the
+// Subscribe context ends or the Subscriber closes, the consumer's channel
+// closes and the broker queues every message it handed out and did not get
+// an ack for again.
 //
 // A nack differs from TrustGraph's, which nacks with requeue and so gets
 // the message back at once, in a hot loop for a message that keeps failing.

@@ -187,8 +187,10 @@ func (s *Subscriber) forgetExclusive(w Wire, name string) {
 
 // Subscribe consumes the topic until ctx ends or the subscriber closes. Each
 // call is a consumer of its own on the topic's queue, so several calls
-// compete for the queue's messages. The returned channel hands out one
-// message at a time: the next comes after the previous was acked or nacked.
+// compete for the queue's messages. The returned channel hands out the
+// queue's messages in the broker's order, up to AckWindow of them (default
+// 1) before the oldest is acked or nacked; with window 1 the next comes
+// after the previous was acked or nacked.
 // A lost connection or channel is re-established with backoff; the channel
 // closes only when ctx ends or the subscriber closes.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
@@ -277,8 +279,9 @@ func (s *Subscriber) consume(ctx context.Context, w Wire, st *consumerState, out
 	// Closing the channel returns its unacknowledged messages to the queue.
 	defer ch.Close()
 	closes := ch.NotifyClose(make(chan *amqp.Error, 1))
-	if err := ch.Qos(s.cfg.Prefetch, 0, false); err != nil {
-		return false, fmt.Errorf("setting prefetch %d: %w", s.cfg.Prefetch, err)
+	prefetch := max(s.cfg.Prefetch, s.cfg.AckWindow)
+	if err := ch.Qos(prefetch, 0, false); err != nil {
+		return false, fmt.Errorf("setting prefetch %d: %w", prefetch, err)
 	}
 	// Confirms for the copies a nack publishes; they do not affect consuming.
 	if err := ch.Confirm(false); err != nil {
@@ -306,19 +309,37 @@ func (s *Subscriber) consume(ctx context.Context, w Wire, st *consumerState, out
 	}
 	s.setState(st, queue, nil)
 
-	// Nacked messages wait for their delay in goroutines of their own, so
-	// that the messages behind them keep flowing; they end with the channel.
-	stop := make(chan struct{})
-	var nacks sync.WaitGroup
+	// Each message handed out is settled by a goroutine of its own, which
+	// waits for its ack or nack and frees its place in the window; a nacked
+	// message waits there for its delay, so that the messages behind it
+	// keep flowing. They end with the channel, before it closes (deferred
+	// above): what they did not ack goes back to the queue.
+	win := &ackWindow{
+		slots:  make(chan struct{}, s.cfg.AckWindow),
+		failed: make(chan error, 1),
+		stop:   make(chan struct{}),
+	}
 	defer func() {
-		close(stop)
-		nacks.Wait()
+		close(win.stop)
+		win.settlers.Wait()
 	}()
 
 	delivered := false
 	for {
+		// A place in the window first: with window 1 the next message waits
+		// for the previous one's ack or nack.
 		select {
-		case d, ok := <-deliveries:
+		case win.slots <- struct{}{}:
+		case err := <-win.failed:
+			return delivered, err
+		case <-ctx.Done():
+			return delivered, nil
+		case <-s.closing:
+			return delivered, nil
+		}
+		var d amqp.Delivery
+		select {
+		case dd, ok := <-deliveries:
 			if !ok {
 				select {
 				case e := <-closes:
@@ -329,54 +350,77 @@ func (s *Subscriber) consume(ctx context.Context, w Wire, st *consumerState, out
 				}
 				return delivered, fmt.Errorf("consumer of queue %s cancelled", queue)
 			}
-			delivered = true
-			nacked, err := s.deliver(ctx, d, out)
-			if err != nil {
-				return delivered, err
-			}
-			if nacked {
-				nacks.Add(1)
-				go func() {
-					defer nacks.Done()
-					s.redeliver(ch, queue, d, stop)
-				}()
-			}
+			d = dd
+		case err := <-win.failed:
+			return delivered, err
 		case <-ctx.Done():
 			return delivered, nil
 		case <-s.closing:
 			return delivered, nil
 		}
+		delivered = true
+		msg := toMessage(d)
+		msgCtx, cancel := context.WithCancel(ctx)
+		msg.SetContext(msgCtx)
+		select {
+		case out <- msg:
+		case err := <-win.failed:
+			cancel()
+			return delivered, err
+		case <-ctx.Done():
+			cancel()
+			return delivered, nil
+		case <-s.closing:
+			cancel()
+			return delivered, nil
+		}
+		win.settlers.Add(1)
+		go s.settle(ch, queue, d, msg, cancel, win)
 	}
 }
 
-// deliver hands d out and waits for its ack or nack. An ack is passed to the
-// broker here; a nack is reported to the caller. When ctx ends or the
-// subscriber closes first, d stays unacknowledged and the broker delivers it
-// again once the channel is closed.
-func (s *Subscriber) deliver(ctx context.Context, d amqp.Delivery, out chan<- *message.Message) (nacked bool, err error) {
-	msg := toMessage(d)
-	msgCtx, cancel := context.WithCancel(ctx)
+// ackWindow is the state one consumer shares with the goroutines that
+// settle its messages.
+type ackWindow struct {
+	// slots holds one token per message handed out and neither acked nor
+	// nacked yet; its capacity is AckWindow.
+	slots chan struct{}
+	// failed receives the first ack the broker did not take.
+	failed chan error
+	// stop closes when the consumer ends.
+	stop     chan struct{}
+	settlers sync.WaitGroup
+}
+
+// settle waits for msg's ack or nack. An ack is passed to the broker by d's
+// delivery tag; a nack starts the redelivery of d. Either frees msg's place
+// in the window. When the consumer ends first, d stays unacknowledged, unless
+// it was acked meanwhile, and the broker delivers it again once the channel
+// is closed.
+func (s *Subscriber) settle(ch *amqp.Channel, queue string, d amqp.Delivery, msg *message.Message, cancel context.CancelFunc, win *ackWindow) {
+	defer win.settlers.Done()
 	defer cancel()
-	msg.SetContext(msgCtx)
-	select {
-	case out <- msg:
-	case <-ctx.Done():
-		return false, nil
-	case <-s.closing:
-		return false, nil
-	}
 	select {
 	case <-msg.Acked():
-		if err := d.Ack(false); err != nil {
-			return false, fmt.Errorf("acking message %s: %w", msg.UUID, err)
+		err := d.Ack(false)
+		<-win.slots
+		if err != nil {
+			select {
+			case win.failed <- fmt.Errorf("acking message %s: %w", msg.UUID, err):
+			default:
+			}
 		}
-		return false, nil
 	case <-msg.Nacked():
-		return true, nil
-	case <-ctx.Done():
-		return false, nil
-	case <-s.closing:
-		return false, nil
+		<-win.slots
+		s.redeliver(ch, queue, d, win.stop)
+	case <-win.stop:
+		// An ack given before the consumer ended still counts: it reaches
+		// the broker before the channel closes.
+		select {
+		case <-msg.Acked():
+			_ = d.Ack(false)
+		default:
+		}
 	}
 }
 
