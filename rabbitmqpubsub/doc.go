@@ -47,6 +47,22 @@
 // access refused, a conflicting declaration, an invalid name) are
 // *PermanentError.
 //
+// PublishAsync returns without waiting for the broker: a goroutine of the
+// Publisher sends its messages, in the order of the calls, on a channel of
+// their own, and calls each message's done when the broker's confirm
+// (publish with deferred confirmation) arrives. A basic.nack fails the
+// message; a lost channel or connection is waited for and what it left
+// unconfirmed is sent again, in order and before anything later, until
+// PublishTimeout after the call. When the broker closes the channel because
+// of one message (too large, access refused) that message fails with a
+// *PermanentError and the others are sent again. The pipeline holds at most
+// a few thousand messages (sent and unconfirmed, or waiting to be sent);
+// PublishAsync blocks while it is full. Close waits up to CloseTimeout for
+// every confirm and fails the messages still unconfirmed then, so done is
+// always called. Publishers do not set the mandatory flag, with Publish as
+// with PublishAsync: a message no queue is bound to is confirmed and
+// dropped by the broker, as TrustGraph's are.
+//
 // # Subscribing
 //
 // Each Subscribe call is a consumer on a channel of its own with prefetch

@@ -27,11 +27,16 @@ type Publisher struct {
 	logger watermill.LoggerAdapter
 	conn   *conn
 
-	mu       sync.Mutex
-	idle     []*pubChannel
-	declared map[string]uint64 // exchange -> connection generation it was declared on
-	inFlight sync.WaitGroup
-	closed   bool
+	mu         sync.Mutex
+	idle       []*pubChannel
+	declared   map[string]uint64 // exchange -> connection generation it was declared on
+	calls      int               // Publish calls running
+	callsEnded chan struct{}     // closed by the last Publish call to end after Close
+	closed     bool
+	lane       *asyncLane // PublishAsync's pipeline, started by its first call
+
+	wiresMu sync.RWMutex
+	wires   map[string]*Wire // topic -> layout, for PublishAsync
 }
 
 // pubChannel is a channel in confirm mode.
@@ -56,7 +61,7 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 	if err != nil {
 		return nil, err
 	}
-	return &Publisher{cfg: config, logger: logger, conn: c, declared: map[string]uint64{}}, nil
+	return &Publisher{cfg: config, logger: logger, conn: c, declared: map[string]uint64{}, wires: map[string]*Wire{}}, nil
 }
 
 // Health returns nil while the publisher is connected, else what is wrong.
@@ -74,9 +79,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		p.mu.Unlock()
 		return errClosed
 	}
-	p.inFlight.Add(1)
+	p.calls++
 	p.mu.Unlock()
-	defer p.inFlight.Done()
+	defer p.endCall()
 
 	w, err := WireOf(topic)
 	if err != nil {
@@ -108,6 +113,17 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 			return fmt.Errorf("rabbitmqpubsub: message %s (%d of %d) to exchange %s not confirmed within %s: %w",
 				msgs[i].UUID, i+1, len(msgs), w.Exchange, p.cfg.PublishTimeout, lastErr)
 		}
+	}
+}
+
+// endCall counts the end of a Publish call.
+func (p *Publisher) endCall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls--
+	if p.calls == 0 && p.callsEnded != nil {
+		close(p.callsEnded)
+		p.callsEnded = nil
 	}
 }
 
@@ -336,8 +352,10 @@ func publishing(msg *message.Message, persistent bool) amqp.Publishing {
 	return pub
 }
 
-// Close waits up to CloseTimeout for Publish calls in flight, then closes
-// the connection. It is idempotent.
+// Close waits up to CloseTimeout for Publish calls in flight and for the
+// broker to confirm every message given to PublishAsync (those still
+// unconfirmed then get an error), then closes the connection. It is
+// idempotent.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -347,21 +365,32 @@ func (p *Publisher) Close() error {
 	p.closed = true
 	idle := p.idle
 	p.idle = nil
+	lane := p.lane
 	p.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		p.inFlight.Wait()
-		close(done)
-	}()
-	var err error
-	select {
-	case <-done:
-	case <-time.After(p.cfg.CloseTimeout):
-		err = fmt.Errorf("rabbitmqpubsub: Publish calls still running after %s; closing anyway", p.cfg.CloseTimeout)
+	expired := make(chan struct{})
+	timer := time.AfterFunc(p.cfg.CloseTimeout, func() { close(expired) })
+	defer timer.Stop()
+	var errs []error
+	if lane != nil && !lane.close(expired) {
+		errs = append(errs, fmt.Errorf("rabbitmqpubsub: PublishAsync messages still unconfirmed after %s; failed them", p.cfg.CloseTimeout))
+	}
+	p.mu.Lock()
+	var calls chan struct{}
+	if p.calls > 0 {
+		calls = make(chan struct{})
+		p.callsEnded = calls
+	}
+	p.mu.Unlock()
+	if calls != nil {
+		select {
+		case <-calls:
+		case <-expired:
+			errs = append(errs, fmt.Errorf("rabbitmqpubsub: Publish calls still running after %s; closing anyway", p.cfg.CloseTimeout))
+		}
 	}
 	for _, pc := range idle {
 		_ = pc.ch.Close()
 	}
 	p.conn.close()
-	return err
+	return errors.Join(errs...)
 }
