@@ -332,6 +332,19 @@ type SubscriberConfig struct {
 	// HeartbeatInterval is the group heartbeat interval. Default 1s, as
 	// TrustGraph.
 	HeartbeatInterval time.Duration
+	// AckWindow is how many messages one Subscribe call hands out before the
+	// oldest of them is acked or nacked. Default 1: the next message waits
+	// for the previous one's ack or nack, as watermill's Pub/Sub contract
+	// expects. A larger window lets a consumer take the next message while
+	// earlier ones are still being confirmed; acks and nacks may then come in
+	// any order and each is passed on as it comes (an ack marks its record,
+	// and the committed offset still moves only past records all acked; a
+	// nack publishes the record's copy). When the Subscribe context ends or
+	// the subscriber closes, every message handed out and not yet acked is
+	// nacked (so it is delivered again), exactly as for window 1: it goes to
+	// another Subscribe call on the topic, or is not committed and comes
+	// again when the group resumes.
+	AckWindow int
 }
 
 func (c *SubscriberConfig) setDefaults() {
@@ -345,6 +358,9 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeat
+	}
+	if c.AckWindow == 0 {
+		c.AckWindow = 1
 	}
 }
 
@@ -365,6 +381,9 @@ func (c SubscriberConfig) Validate() error {
 	}
 	if c.SessionTimeout < 0 || c.HeartbeatInterval < 0 {
 		return errors.New("kafkapubsub: SessionTimeout and HeartbeatInterval must not be negative")
+	}
+	if c.AckWindow < 0 {
+		return fmt.Errorf("kafkapubsub: AckWindow must not be negative, got %d", c.AckWindow)
 	}
 	if c.HeartbeatInterval >= c.SessionTimeout {
 		return fmt.Errorf("kafkapubsub: HeartbeatInterval %s must be shorter than SessionTimeout %s", c.HeartbeatInterval, c.SessionTimeout)

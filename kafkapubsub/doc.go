@@ -61,8 +61,13 @@
 //
 // Several Subscribe calls on one Subscriber for one topic share one group
 // member and compete for its messages: each record goes to one of the
-// channels. Each channel holds back its next message until the previous one
-// was acked or nacked.
+// channels. Each channel hands out up to SubscriberConfig.AckWindow messages
+// (default 1: the next waits until the previous one was acked or nacked);
+// with a larger window acks and nacks may come in any order. When a
+// Subscribe context ends, the messages it handed out and that were not acked
+// go to the topic's other Subscribe calls, or, after the last one, are not
+// committed and come again when the group resumes; so do those of a closing
+// Subscriber.
 //
 // Nothing is committed automatically. An ack marks the record; per partition
 // the adapter commits the offset below which every delivered record was

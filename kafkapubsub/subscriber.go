@@ -202,8 +202,9 @@ func (s *Subscriber) commitEnd(ctx context.Context, spec topicSpec, group string
 
 // Subscribe returns a channel of the messages of topic for this Subscriber's
 // group. Several Subscribe calls for one topic compete for its messages. The
-// channel holds back the next message until the previous one was acked or
-// nacked, and is closed when ctx ends or the Subscriber closes.
+// channel hands out up to AckWindow messages (default 1) before the oldest
+// is acked or nacked, in the order of their partition, and is closed when
+// ctx ends or the Subscriber closes.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	spec, err := parseTopic(topic)
 	if err != nil {
@@ -648,9 +649,23 @@ func (c *consumer) handBack(d *delivery) {
 	}()
 }
 
-// serve emits c's messages on out until ctx or c ends, one at a time.
+// serve emits c's messages on out until ctx or c ends, up to AckWindow of
+// them before the oldest is acked or nacked. Each message handed out is
+// settled by a goroutine of its own; serve returns after they all ended.
 func (c *consumer) serve(ctx context.Context, out chan<- *message.Message) {
+	slots := make(chan struct{}, c.s.cfg.AckWindow)
+	var settlers sync.WaitGroup
+	defer settlers.Wait()
 	for {
+		// A place in the window first: with window 1 the next message waits
+		// for the previous one's ack or nack.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		case <-c.ctx.Done():
+			return
+		}
 		var d *delivery
 		select {
 		case d = <-c.work:
@@ -660,6 +675,7 @@ func (c *consumer) serve(ctx context.Context, out chan<- *message.Message) {
 			return
 		}
 		if !c.live(d) {
+			<-slots
 			continue
 		}
 		msg := watermillMessage(d)
@@ -675,20 +691,47 @@ func (c *consumer) serve(ctx context.Context, out chan<- *message.Message) {
 			cancel()
 			return
 		}
-		select {
-		case <-msg.Acked():
+		settlers.Add(1)
+		go func() {
+			defer settlers.Done()
+			defer cancel()
+			c.settle(ctx, d, msg)
+			<-slots
+		}()
+	}
+}
+
+// settle waits for msg's ack or nack and passes it on. When ctx ends first
+// the record, unless acked meanwhile, goes to another Subscribe call of c;
+// when c ends first it stays unacked, unless acked meanwhile, and comes
+// again when the group resumes.
+func (c *consumer) settle(ctx context.Context, d *delivery, msg *message.Message) {
+	select {
+	case <-msg.Acked():
+		c.ack(d)
+	case <-msg.Nacked():
+		c.nack(d)
+	case <-ctx.Done():
+		if acked(msg) {
 			c.ack(d)
-		case <-msg.Nacked():
-			c.nack(d)
-		case <-ctx.Done():
-			cancel()
-			c.handBack(d)
-			return
-		case <-c.ctx.Done():
-			cancel()
 			return
 		}
-		cancel()
+		c.handBack(d)
+	case <-c.ctx.Done():
+		// An ack given before c ended still counts: shutdown commits it.
+		if acked(msg) {
+			c.ack(d)
+		}
+	}
+}
+
+// acked reports whether msg was acked.
+func acked(msg *message.Message) bool {
+	select {
+	case <-msg.Acked():
+		return true
+	default:
+		return false
 	}
 }
 
