@@ -40,6 +40,18 @@
 // satisfy errors.As with *PermanentError, whose Permanent method reports
 // true.
 //
+// PublishAsync hands a record to the producer and returns; its done is
+// called from the producer's promise with the same error Publish would give
+// for the message. The producers do not linger (ProducerLinger 0), so no
+// record waits for a batch to fill and there is no FlushBatches; records
+// that pile up while a request is in flight go out together in the next.
+// Order per topic is kept (one partition; idempotent producers, or one
+// request in flight for the others). The producer buffers at most
+// franz-go's default MaxBufferedRecords; PublishAsync blocks beyond that.
+// Close flushes, waiting up to RequestTimeout per producer, then closes the
+// producers, which fails the records still unconfirmed: done is always
+// called.
+//
 // # Subscribing
 //
 // Consumer groups follow TrustGraph:

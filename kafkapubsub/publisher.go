@@ -46,6 +46,12 @@ type Publisher struct {
 	acksAll  *kgo.Client // flow topics: acks=all, idempotent
 	acksOne  *kgo.Client // other topics: leader ack
 	adminCli *kgo.Client
+	// senders counts PublishAsync calls that are handing a record to a
+	// producer; Close waits for them before it flushes.
+	senders sync.WaitGroup
+
+	specsMu sync.RWMutex
+	specs   map[string]topicSpec // queue name -> its Kafka topic, for PublishAsync
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -77,6 +83,7 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 		conns:    conns,
 		adminCli: admin,
 		topics:   newTopicCreator(kadm.NewClient(admin), config.RequestTimeout),
+		specs:    map[string]topicSpec{},
 	}, nil
 }
 
@@ -85,6 +92,11 @@ func NewPublisher(config PublisherConfig, logger watermill.LoggerAdapter) (*Publ
 func (p *Publisher) client(spec topicSpec) (*kgo.Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.clientLocked(spec)
+}
+
+// clientLocked is client with p.mu held.
+func (p *Publisher) clientLocked(spec topicSpec) (*kgo.Client, error) {
 	if p.closed {
 		return nil, ErrClosed
 	}
@@ -161,25 +173,40 @@ func (p *Publisher) produce(ctx context.Context, spec topicSpec, records []*kgo.
 // schema.DeliveryAttemptKey and RedeliverToHeader are not carried over: they
 // describe one delivery of an input, not a new message.
 func producerRecord(topic string, msg *message.Message) *kgo.Record {
+	r := &kgo.Record{}
+	fillRecord(r, topic, msg)
+	return r
+}
+
+// fillRecord sets r's topic, value and headers as producerRecord describes.
+// The header values share one allocation.
+func fillRecord(r *kgo.Record, topic string, msg *message.Message) {
 	keys := make([]string, 0, len(msg.Metadata))
-	for k := range msg.Metadata {
+	size := len(msg.UUID)
+	for k, v := range msg.Metadata {
 		switch k {
 		case schema.DeliveryAttemptKey, RedeliverToHeader, UUIDHeader:
 			continue
 		}
 		keys = append(keys, k)
+		size += len(v)
 	}
 	sort.Strings(keys)
+	values := make([]byte, 0, size)
 	headers := make([]kgo.RecordHeader, 0, len(keys)+1)
 	for _, k := range keys {
-		headers = append(headers, kgo.RecordHeader{Key: k, Value: []byte(msg.Metadata[k])})
+		start := len(values)
+		values = append(values, msg.Metadata[k]...)
+		headers = append(headers, kgo.RecordHeader{Key: k, Value: values[start:len(values):len(values)]})
 	}
-	headers = append(headers, kgo.RecordHeader{Key: UUIDHeader, Value: []byte(msg.UUID)})
+	start := len(values)
+	values = append(values, msg.UUID...)
+	headers = append(headers, kgo.RecordHeader{Key: UUIDHeader, Value: values[start:len(values):len(values)]})
 	value := []byte(msg.Payload)
 	if value == nil {
 		value = []byte{}
 	}
-	return &kgo.Record{Topic: topic, Value: value, Headers: headers}
+	r.Topic, r.Value, r.Headers = topic, value, headers
 }
 
 // redeliveryRecord is the copy of r published on a nack: the same value and
@@ -212,7 +239,12 @@ func (p *Publisher) Health() error {
 	return p.conns.health()
 }
 
-// Close flushes and closes the producers. It is idempotent.
+// Close waits (up to RequestTimeout) for PublishAsync calls that are handing
+// a record over, flushes the producers, waiting up to RequestTimeout each
+// for the broker's confirmation of every record given to Publish or
+// PublishAsync, and closes them; the records still unconfirmed then fail,
+// so every PublishAsync's done has been called when Close returns. It is
+// idempotent.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -223,6 +255,18 @@ func (p *Publisher) Close() error {
 	clients := []*kgo.Client{p.acksAll, p.acksOne, p.adminCli}
 	p.mu.Unlock()
 	var errs []error
+	handed := make(chan struct{})
+	go func() {
+		p.senders.Wait()
+		close(handed)
+	}()
+	select {
+	case <-handed:
+	case <-time.After(p.cfg.RequestTimeout):
+		// They end once the producers are closed: Produce on a closed
+		// client fails the record at once.
+		errs = append(errs, fmt.Errorf("kafkapubsub: PublishAsync calls still handing over records after %s", p.cfg.RequestTimeout))
+	}
 	for _, cl := range clients {
 		if cl == nil {
 			continue
