@@ -84,7 +84,7 @@ func (b *kafkaBackend) NewSubscriber(opts router.SubscribeOptions) (message.Subs
 	if opts.Exclusive || name == "" {
 		name = b.cfg.ClientName + "-" + watermill.NewShortUUID()
 	}
-	cfg := kafkapubsub.SubscriberConfig{Config: b.settings.Config, SubscriptionName: name, NackDelay: b.settings.NackDelay}
+	cfg := kafkapubsub.SubscriberConfig{Config: b.settings.Config, SubscriptionName: name, NackDelay: b.settings.NackDelay, AckWindow: opts.AckWindow}
 	switch opts.InitialPosition {
 	case router.PositionEarliest:
 		cfg.InitialOffset = kafkapubsub.OffsetEarliest

@@ -187,6 +187,7 @@ func (b *mqttBackend) NewSubscriber(opts router.SubscribeOptions) (message.Subsc
 		NackDelay:        b.settings.NackDelay,
 		ClientID:         b.settings.ClientID,
 		MaxUnacked:       b.settings.MaxUnacked,
+		AckWindow:        opts.AckWindow,
 	}
 	if opts.Exclusive || opts.Subscription == "" {
 		if cfg.ClientID == "" {

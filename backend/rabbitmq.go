@@ -107,6 +107,7 @@ func (b *rabbitmqBackend) NewSubscriber(opts router.SubscribeOptions) (message.S
 		SubscriptionName: name,
 		Prefetch:         b.settings.Prefetch,
 		NackDelay:        b.settings.NackDelay,
+		AckWindow:        opts.AckWindow,
 	}, b.logger)
 	if err != nil {
 		return nil, err
