@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -518,5 +519,37 @@ func BenchmarkPublish(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		publish(b, pub, queue, msg)
+	}
+}
+
+// BenchmarkSubscribeAckWindow receives and acks messages published
+// beforehand, with a window of 1 and of 64; its allocations include the
+// client library's.
+func BenchmarkSubscribeAckWindow(b *testing.B) {
+	for _, window := range []int{1, 64} {
+		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
+			queue := uniqueQueue("q1")
+			pub := newPublisher(b, pulsarpubsub.PublisherConfig{})
+			sub := newSubscriber(b, pulsarpubsub.SubscriberConfig{AckWindow: window})
+			ch := subscribe(b, sub, queue)
+			msg := message.NewMessage(watermill.NewUUID(), bytes.Repeat([]byte("x"), 100))
+			var pending sync.WaitGroup
+			pending.Add(b.N)
+			for range b.N {
+				pub.PublishAsync(queue, msg, func(err error) {
+					if err != nil {
+						b.Error(err)
+					}
+					pending.Done()
+				})
+			}
+			pub.FlushBatches()
+			pending.Wait()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				receive(b, ch, wait).Ack()
+			}
+		})
 	}
 }
