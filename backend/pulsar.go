@@ -110,7 +110,7 @@ func (b *pulsarBackend) Publisher() message.Publisher { return b.pub }
 func (b *pulsarBackend) NewSubscriber(opts router.SubscribeOptions) (message.Subscriber, error) {
 	s := &pulsarSubscriber{backend: b, opts: opts}
 	if !opts.Exclusive && opts.Subscription != "" {
-		sub, err := b.subscriber(opts.Subscription, pulsarpubsub.Shared, false, opts.InitialPosition)
+		sub, err := b.subscriber(opts.Subscription, pulsarpubsub.Shared, false, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +119,7 @@ func (b *pulsarBackend) NewSubscriber(opts router.SubscribeOptions) (message.Sub
 	return s, nil
 }
 
-func (b *pulsarBackend) subscriber(name string, typ pulsarpubsub.SubscriptionType, nonDurable bool, pos router.InitialPosition) (*pulsarpubsub.Subscriber, error) {
+func (b *pulsarBackend) subscriber(name string, typ pulsarpubsub.SubscriptionType, nonDurable bool, opts router.SubscribeOptions) (*pulsarpubsub.Subscriber, error) {
 	cfg := pulsarpubsub.SubscriberConfig{
 		Client:              b.client,
 		SubscriptionName:    name,
@@ -127,8 +127,9 @@ func (b *pulsarBackend) subscriber(name string, typ pulsarpubsub.SubscriptionTyp
 		NonDurable:          nonDurable,
 		NackRedeliveryDelay: b.settings.NackDelay,
 		ReceiverQueueSize:   b.settings.ReceiverQueueSize,
+		AckWindow:           opts.AckWindow,
 	}
-	if pos == router.PositionEarliest {
+	if opts.InitialPosition == router.PositionEarliest {
 		cfg.InitialPosition = pulsarpubsub.Earliest
 	}
 	sub, err := pulsarpubsub.NewSubscriber(cfg, b.logger)
@@ -181,7 +182,7 @@ func (s *pulsarSubscriber) pick(topic string) (*pulsarpubsub.Subscriber, error) 
 		if prefix == "" {
 			prefix = "switchyard"
 		}
-		sub, err := s.backend.subscriber(prefix+"-"+watermill.NewShortUUID(), pulsarpubsub.Exclusive, true, s.opts.InitialPosition)
+		sub, err := s.backend.subscriber(prefix+"-"+watermill.NewShortUUID(), pulsarpubsub.Exclusive, true, s.opts)
 		if err != nil {
 			return nil, err
 		}
