@@ -175,12 +175,12 @@ func Deliver(cfg DeliveryConfig) (message.HandlerMiddleware, error) {
 				} else {
 					deferred, outErr := settle.seal(func(outErr error) error {
 						defer c.inFlight.Add(-1)
-						return cfg.outcome(msg, attempt, outErr)
+						return cfg.outcome(msg, attempt, settle.wrapped(outErr))
 					})
 					if deferred {
 						return nil, nil
 					}
-					err = outErr
+					err = settle.wrapped(outErr)
 				}
 			}
 			defer c.inFlight.Add(-1)

@@ -48,8 +48,10 @@ type Settlement struct {
 	mu        sync.Mutex
 	pending   int   // outputs handed to the client, not yet confirmed
 	err       error // the first output that failed
-	confirmed chan struct{}
+	confirmed chan struct{}   // set by seal: closed when the outputs are confirmed
+	waiter    chan struct{}   // closed, and cleared, when pending drops to 0
 	finish    func(error) error
+	wrap      func(error) error // turns an output failure into the handler's error
 }
 
 // NewSettlement returns a Settlement for one message.
@@ -104,15 +106,45 @@ func (s *Settlement) Settle() error {
 var ErrOutputsUnconfirmed = errors.New("the processor stopped before the outputs were confirmed")
 
 // Abandon decides a deferred message without waiting for Confirmed, when
-// the processor stops: it is counted as failed and the input must be
-// nacked, so that the broker delivers it again. Call it instead of Settle.
-func (s *Settlement) Abandon() {
+// the processor stops: it is counted as failed, and the result says what
+// to do with the input as Settle's does: nil to ack (a stream that had
+// started was answered with an error, since delivering it again would
+// repeat its outputs), an error to nack so that the broker delivers it
+// again. Call it instead of Settle.
+func (s *Settlement) Abandon() error {
 	s.mu.Lock()
 	finish := s.finish
 	s.mu.Unlock()
-	if finish != nil {
-		_ = finish(ErrOutputsUnconfirmed)
+	if finish == nil {
+		return ErrOutputsUnconfirmed
 	}
+	return finish(ErrOutputsUnconfirmed)
+}
+
+// failed returns the first output failure so far.
+func (s *Settlement) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// setWrap sets how an output failure reported after the handler returned
+// is presented to the delivery policy.
+func (s *Settlement) setWrap(wrap func(error) error) {
+	s.mu.Lock()
+	s.wrap = wrap
+	s.mu.Unlock()
+}
+
+// wrapped returns err as the handler's error.
+func (s *Settlement) wrapped(err error) error {
+	s.mu.Lock()
+	wrap := s.wrap
+	s.mu.Unlock()
+	if err == nil || wrap == nil {
+		return err
+	}
+	return wrap(err)
 }
 
 // add records an output handed to the client.
@@ -129,8 +161,9 @@ func (s *Settlement) complete(err error) {
 		s.err = err
 	}
 	s.pending--
-	if s.pending == 0 && s.confirmed != nil {
-		close(s.confirmed)
+	if s.pending == 0 && s.waiter != nil {
+		close(s.waiter)
+		s.waiter = nil
 	}
 	s.mu.Unlock()
 }
@@ -145,22 +178,27 @@ func (s *Settlement) seal(finish func(error) error) (bool, error) {
 		return false, s.err
 	}
 	s.finish = finish
-	s.confirmed = make(chan struct{})
+	if s.waiter == nil {
+		s.waiter = make(chan struct{})
+	}
+	s.confirmed = s.waiter
 	return true, nil
 }
 
-// wait is called when the handler failed: it waits for the outputs it may
-// have handed over, so that an error response or poison copy follows them.
-func (s *Settlement) wait() {
+// wait waits until every output handed over so far was confirmed or
+// failed, and returns the first failure.
+func (s *Settlement) wait() error {
 	s.mu.Lock()
 	if s.pending == 0 {
+		err := s.err
 		s.mu.Unlock()
-		return
+		return err
 	}
-	if s.confirmed == nil {
-		s.confirmed = make(chan struct{})
+	if s.waiter == nil {
+		s.waiter = make(chan struct{})
 	}
-	ch := s.confirmed
+	ch := s.waiter
 	s.mu.Unlock()
 	<-ch
+	return s.failed()
 }

@@ -23,8 +23,10 @@ type Func[Req, Resp any] func(ctx context.Context, req *Req) (*Resp, error)
 // StreamFunc is a handler that answers one input with any number of outputs,
 // for example a streaming completion. It calls emit for each output in order;
 // emit returns once the broker confirmed the output, so outputs reach the
-// client as they are produced and memory stays bounded. An error from emit
-// (the output could not be published) should be returned.
+// client as they are produced and memory stays bounded. Only the final output
+// of a pipelined router is handed over without waiting: the handler goes on
+// with its next input while the broker confirms it. An error from emit (the
+// output could not be published) should be returned.
 type StreamFunc[Req, Resp any] func(ctx context.Context, req *Req, emit func(*Resp) error) error
 
 // SinkFunc is a handler that consumes messages and produces none.
@@ -120,6 +122,7 @@ func HandleStream[Req, Resp any](fn StreamFunc[Req, Resp], out Output) (Typed, e
 				return nil, err
 			}
 			emitted, ended := 0, false
+			settle := asyncSettlement(out, msg)
 			emit := func(resp *Resp) error {
 				if resp == nil {
 					return errors.New("emit: nil output")
@@ -127,11 +130,18 @@ func HandleStream[Req, Resp any](fn StreamFunc[Req, Resp], out Output) (Typed, e
 				if ended {
 					return Permanent(errors.New("emit: output after the final one"))
 				}
-				if err := publish(out, msg, resp); err != nil {
+				final, _ := schema.IsFinal(resp)
+				var err error
+				if settle != nil && final {
+					err = publishFinal(out, msg, resp, settle)
+				} else {
+					err = publish(out, msg, resp)
+				}
+				if err != nil {
 					return err
 				}
 				emitted++
-				ended, _ = schema.IsFinal(resp)
+				ended = final
 				return nil
 			}
 			err = fn(msg.Context(), req, emit)
@@ -144,6 +154,13 @@ func HandleStream[Req, Resp any](fn StreamFunc[Req, Resp], out Output) (Typed, e
 			}
 			if err != nil && emitted > 0 {
 				return nil, &streamStarted{err: err, emitted: emitted, final: ended}
+			}
+			if settle != nil && emitted > 1 {
+				// A final output that fails after the handler returned ends
+				// a stream whose chunks the client has: it is answered with
+				// an error, not handled again.
+				n := emitted - 1
+				settle.setWrap(func(err error) error { return &streamStarted{err: err, emitted: n} })
 			}
 			return nil, err
 		},
@@ -213,22 +230,58 @@ func publish(out Output, in *message.Message, resp any) error {
 	return nil
 }
 
-// publishAsync publishes like publish, without waiting for the broker when
-// the input's deliverer settles it later (a Settlement in its context) and
-// the publisher can: the confirmation then decides the input's fate.
-func publishAsync(out Output, in *message.Message, resp any) error {
+// asyncSettlement returns the Settlement of in when its outputs may be
+// published without waiting for the broker: its deliverer settles it later
+// and the publisher can. Otherwise it returns nil.
+func asyncSettlement(out Output, in *message.Message) *Settlement {
 	d, _ := in.Context().Value(deliveryKey{}).(*delivery)
-	ap, async := out.Publisher.(AsyncPublisher)
-	if d == nil || d.settle == nil || !async {
+	if d == nil || d.settle == nil {
+		return nil
+	}
+	if _, ok := out.Publisher.(AsyncPublisher); !ok {
+		return nil
+	}
+	return d.settle
+}
+
+// publishAsync publishes like publish, without waiting for the broker when
+// asyncSettlement allows: the confirmation then decides the input's fate.
+func publishAsync(out Output, in *message.Message, resp any) error {
+	settle := asyncSettlement(out, in)
+	if settle == nil {
 		return publish(out, in, resp)
 	}
+	return sendAsync(out, in, resp, settle)
+}
+
+// publishFinal publishes the final output of a stream without waiting for
+// the broker, once the earlier outputs are confirmed, and asks a batching
+// publisher to send it at once, since a client waits for it. The earlier
+// outputs are published one confirmed output at a time: a stream is paced
+// by its client's broker, which on Pulsar's non-persistent topics drops
+// what a slow consumer cannot take.
+func publishFinal(out Output, in *message.Message, resp any, settle *Settlement) error {
+	if err := settle.wait(); err != nil {
+		return err
+	}
+	if err := sendAsync(out, in, resp, settle); err != nil {
+		return err
+	}
+	if f, ok := out.Publisher.(BatchFlusher); ok {
+		f.FlushBatches()
+	}
+	return nil
+}
+
+// sendAsync hands resp to the publisher and records it on settle.
+func sendAsync(out Output, in *message.Message, resp any, settle *Settlement) error {
 	m, err := output(in, resp)
 	if err != nil {
 		return err
 	}
-	settle, topic := d.settle, out.Topic
+	topic := out.Topic
 	settle.add()
-	ap.PublishAsync(topic, m, func(err error) {
+	out.Publisher.(AsyncPublisher).PublishAsync(topic, m, func(err error) {
 		if err != nil {
 			err = fmt.Errorf("publishing to %s: %w", topic, err)
 		}

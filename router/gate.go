@@ -210,8 +210,11 @@ func (g *gateSubscriber) settle() {
 			select {
 			case <-confirmed:
 			case <-g.abandon:
-				s.st.Abandon()
-				s.up.Nack()
+				if err := s.st.Abandon(); err != nil {
+					s.up.Nack()
+				} else {
+					s.up.Ack()
+				}
 				continue
 			}
 		}

@@ -92,5 +92,13 @@ func (p *observedAsyncPublisher) PublishAsync(topic string, msg *message.Message
 	})
 }
 
+// FlushBatches asks the publisher to send what it holds back for batching,
+// if it batches.
+func (p *observedAsyncPublisher) FlushBatches() {
+	if f, ok := p.async.(middleware.BatchFlusher); ok {
+		f.FlushBatches()
+	}
+}
+
 // Close leaves the shared publisher open: the backend closes it.
 func (*observedPublisher) Close() error { return nil }

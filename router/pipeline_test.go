@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -402,5 +403,95 @@ func TestMaxInFlightBelowConcurrencyIsRefused(t *testing.T) {
 	_, err := router.New(router.Config{ID: "x", Concurrency: 8, MaxInFlight: 4}, backend.NewMemory(nil), nil)
 	if err == nil || !strings.Contains(err.Error(), "--max-in-flight (4) must be at least --concurrency (8)") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A pipelined stream handler publishes its chunks one confirmed at a time
+// and hands its final output over without waiting: it takes its next input
+// while the broker confirms it, and the input is acked on that receipt.
+func TestPipelinedStreamHandsOverItsFinalOutput(t *testing.T) {
+	h := newPipelineHarness(t, router.Config{Concurrency: 1})
+	err := router.HandleStream(h.router, "stream", inQ, outQ, func(_ context.Context, req *schema.TextCompletionRequest, emit func(*schema.TextCompletionResponse) error) error {
+		for i := 0; i < 3; i++ {
+			if err := emit(&schema.TextCompletionResponse{Response: fmt.Sprintf("%s-%d", req.Prompt, i)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	h.send(inQ, `{"prompt":"a"}`, "ra")
+	h.send(inQ, `{"prompt":"b"}`, "rb")
+	// Both streams' terminators wait for their receipts: the second
+	// stream ran while the first one's terminator was unconfirmed.
+	waitFor(t, "both terminators handed over", func() bool { return h.held.pending() == 2 })
+	if st := h.router.Stats()["stream"]; st.OK != 0 || st.InFlight != 2 || st.Published != 6 {
+		t.Fatalf("stats %+v before receipts, want 6 chunks published, 2 in flight and none ok", st)
+	}
+	h.held.release(-1)
+	st := h.waitStats("stream", func(s middleware.Snapshot) bool { return s.OK == 2 })
+	if st.OK != 2 || st.Published != 8 || st.Errors != 0 || st.InFlight != 0 {
+		t.Fatalf("stats %+v, want 2 ok and 8 published", st)
+	}
+}
+
+// A final output refused by the broker after the stream handler returned
+// ends the stream with one error response after its chunks, and the input
+// is never handled again, since that would repeat the chunks.
+func TestPipelinedStreamFinalOutputFailureAnswersWithAnError(t *testing.T) {
+	h := newPipelineHarness(t, router.Config{Concurrency: 1})
+	h.held.fail = func(m *message.Message) error {
+		if strings.Contains(string(m.Payload), `"end_of_stream":true`) {
+			return errors.New("final output refused")
+		}
+		return nil
+	}
+	var calls atomic.Int32
+	err := router.HandleStream(h.router, "stream", inQ, outQ, func(_ context.Context, req *schema.TextCompletionRequest, emit func(*schema.TextCompletionResponse) error) error {
+		calls.Add(1)
+		for i := 0; i < 3; i++ {
+			if err := emit(&schema.TextCompletionResponse{Response: fmt.Sprintf("%s-%d", req.Prompt, i)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := h.subscribe(outQ)
+	h.start()
+	h.send(inQ, `{"prompt":"a"}`, "ra")
+	waitFor(t, "the terminator handed over", func() bool { return h.held.pending() == 1 })
+	h.held.release(-1)
+	var got []string
+	for len(got) < 4 {
+		var m *message.Message
+		select {
+		case m = <-out:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("client got %q only; stats %+v", got, h.router.Stats()["stream"])
+		}
+		m.Ack()
+		var r schema.TextCompletionResponse
+		if err := schema.Unmarshal(m.Payload, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Error != nil {
+			got = append(got, fmt.Sprintf("error %s: %s (final %v)", r.Error.Type, r.Error.Message, r.EndOfStream))
+		} else {
+			got = append(got, r.Response)
+		}
+	}
+	want := []string{"a-0", "a-1", "a-2", "error processing-error: publishing to " + outQ.String() + ": final output refused (final true)"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("client got %q, want %q", got, want)
+	}
+	st := h.waitStats("stream", func(s middleware.Snapshot) bool { return s.Errors == 1 && s.InFlight == 0 })
+	if st.Errors != 1 || st.ErrorResponses != 1 || st.Redelivered != 0 || st.Poisoned != 0 || calls.Load() != 1 {
+		t.Fatalf("stats %+v after %d calls, want one error answered, no redelivery", st, calls.Load())
 	}
 }
