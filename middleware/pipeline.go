@@ -46,10 +46,10 @@ type BatchFlusher interface {
 // the chain's result always stands.
 type Settlement struct {
 	mu        sync.Mutex
-	pending   int   // outputs handed to the client, not yet confirmed
-	err       error // the first output that failed
-	confirmed chan struct{}   // set by seal: closed when the outputs are confirmed
-	waiter    chan struct{}   // closed, and cleared, when pending drops to 0
+	pending   int           // outputs handed to the client, not yet confirmed
+	err       error         // the first output that failed
+	confirmed chan struct{} // set by seal: closed when the outputs are confirmed
+	waiter    chan struct{} // closed, and cleared, when pending drops to 0
 	finish    func(error) error
 	wrap      func(error) error // turns an output failure into the handler's error
 }
