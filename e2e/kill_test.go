@@ -91,7 +91,7 @@ func mqttKillBackend(t *testing.T, addr string) ([]string, backend.Config) {
 // Settings of the kill test.
 const (
 	killRequests    = 10000
-	killConcurrency = 4
+	killConcurrency = 1
 	killReaders     = 4
 	// killStall is how long the responses may stop coming before the
 	// requests still unanswered are counted as lost; killDeadline bounds
@@ -103,7 +103,9 @@ const (
 )
 
 // TestKillProcessorMidStream kills echo-llm with SIGKILL while it works
-// through 10,000 requests on a persistent (flow) queue, starts a fresh one
+// through 10,000 requests on a persistent (flow) queue, at the default
+// concurrency of 1 and pipelined (outputs sent without waiting, inputs
+// acked on their confirmation: up to 256 inputs unacked), starts a fresh one
 // with the same id, and checks that every request is answered: nothing the
 // killed process held unacked may be lost. Responses may come twice (a
 // request handled but not yet acked when the process died): at-least-once.
@@ -184,6 +186,11 @@ func killMidStream(t *testing.T, flags []string, cfg backend.Config) {
 		"--concurrency", strconv.Itoa(killConcurrency), "--metrics-addr", "127.0.0.1:0"}, flags...)
 	first := start(t, nil, "echo-llm", procFlags...)
 	first.waitFor("msg=ready", 60*time.Second)
+	// The processor runs pipelined (the default): killed, it holds inputs
+	// whose outputs were sent but not yet confirmed.
+	if !strings.Contains(first.log(), "pipelined, 256 in flight") {
+		t.Fatalf("echo-llm does not run pipelined:\n%s", first.log())
+	}
 
 	prompts := make(map[string]string, killRequests)
 	ids := make([]string, killRequests)
