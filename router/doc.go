@@ -5,6 +5,12 @@
 // them gracefully: no new messages, in-flight ones finish within the drain
 // timeout, then are cancelled without losing or repeating anything.
 //
+// Handlers are pipelined where the backend allows (Config.MaxInFlight): a
+// handler's outputs go to the broker without waiting, the handler takes its
+// next input meanwhile, and each input is acked only once its outputs are
+// confirmed, so a processor at concurrency 1 runs at the broker's pace
+// rather than one round trip per message, without weakening at-least-once.
+//
 // It imports no broker client and no command-line library. Package backend
 // builds a Backend from configuration (Pulsar, MQTT, RabbitMQ, Kafka or in
 // memory), package processor turns handlers into a complete binary, and
