@@ -12,20 +12,18 @@
 // only an error.
 //
 // The policy composes in this order, outermost first (Chain builds it from a
-// Policy):
+// Policy): Deliver, Recover, Backoff, Retry, Throttle, then the handler.
 //
-//		Deliver -> Recover -> Backoff -> Retry -> Throttle -> handler
-//
-//	  - Deliver counts every outcome and decides how a failure ends: nacked for
-//	    redelivery, or given up (on a permanent error or the last of
-//	    MaxDeliveries) with an error response to the client and a copy in the
-//	    poison queue. If neither can be published the input is nacked, so
-//	    nothing is lost.
-//	  - Recover turns a panic into an error.
-//	  - Backoff answers a TooManyRequests error by waiting before the nack, so
-//	    the message is redelivered after the downstream service had time.
-//	  - Retry retries a transient error in process, when configured.
-//	  - Throttle takes a token from a per-handler token bucket before each call.
+//   - Deliver counts every outcome and decides how a failure ends: nacked for
+//     redelivery, or given up (on a permanent error or the last of
+//     MaxDeliveries) with an error response to the client and a copy in the
+//     poison queue. If neither can be published the input is nacked, so
+//     nothing is lost.
+//   - Recover turns a panic into an error.
+//   - Backoff answers a TooManyRequests error by waiting before the nack, so
+//     the message is redelivered after the downstream service had time.
+//   - Retry retries a transient error in process, when configured.
+//   - Throttle takes a token from a per-handler token bucket before each call.
 //
 // Outputs are published synchronously unless the message's deliverer put a
 // Settlement in its context and the publisher is an AsyncPublisher: then a
