@@ -14,7 +14,7 @@ import (
 )
 
 // adapterHarness runs against a broker through switchyard's own adapter for
-// it (RabbitMQ, Kafka). Its raw variant is a loop on the adapter's
+// it (RabbitMQ, Kafka). Its raw-sync variant is a loop on the adapter's
 // Publisher and Subscriber, used directly: what it leaves out is the
 // router, the middleware and the typed adapter, as on the memory backend.
 // The load client and the switchyard variant use backend.New.
@@ -25,6 +25,8 @@ type adapterHarness struct {
 	// newRawPubSub returns the adapter's Publisher and a Subscriber of the
 	// subscription spec.name, configured as the backend configures them.
 	newRawPubSub func(spec runSpec) (message.Publisher, message.Subscriber, error)
+	// limit starts the limit loop of spec on the broker's client library.
+	limit func(ctx context.Context, spec runSpec) (processor, error)
 	// cleanup removes what the runs of specs left on the broker (queues,
 	// topics, groups); nil leaves them.
 	cleanup func(specs []runSpec) error
@@ -92,6 +94,10 @@ func (h *adapterHarness) newLoad(ctx context.Context, spec runSpec, fn responseF
 			}
 		}()
 	}
+	if async, ok := l.pub.(middleware.AsyncPublisher); ok {
+		l.async = async
+		return l, nil
+	}
 	for i := 0; i < adapterLoadPublishers; i++ {
 		l.publishers.Add(1)
 		go func() {
@@ -102,14 +108,18 @@ func (h *adapterHarness) newLoad(ctx context.Context, spec runSpec, fn responseF
 	return l, nil
 }
 
-// adapterLoad is the load client on a backend made by backend.New.
-// Throughput requests are queued and published by a few goroutines in
-// batches, each batch one Publish call that waits for the broker's
-// confirmation, so the generator does not wait for the broker (as the
-// Pulsar load client's SendAsync does not).
+// adapterLoad is the load client on a backend made by backend.New. When
+// the adapter's publisher has PublishAsync (middleware.AsyncPublisher),
+// throughput requests go out through it, each confirmed in the background,
+// as the Pulsar load client's SendAsync does. Otherwise they are queued and
+// published by a few goroutines in batches, each batch one Publish call that
+// waits for the broker's confirmation; that bounds what the generator has
+// in flight to the broker to adapterLoadPublishers batches, which on a fast
+// broker caps the load below what the pipelined rows take.
 type adapterLoad struct {
 	backend router.Backend
 	pub     message.Publisher
+	async   middleware.AsyncPublisher // nil: queue and batch
 	sub     message.Subscriber
 	topic   string
 	cancel  context.CancelFunc
@@ -121,13 +131,14 @@ type adapterLoad struct {
 	readers    sync.WaitGroup
 
 	mu  sync.Mutex
-	err error // first failed batch
+	err error // first failed batch or asynchronous publish
 }
 
 var errLoadClosed = errors.New("the load client is closed")
 
 // Publish sends one request; with flush it waits for the broker's
-// confirmation, else it queues it and returns an earlier failure, if any.
+// confirmation, else it hands it on without waiting and returns an earlier
+// failure, if any.
 func (l *adapterLoad) Publish(id string, payload []byte, flush bool) error {
 	msg := message.NewMessage(id, payload)
 	msg.Metadata.Set(middleware.IDProperty, id)
@@ -140,12 +151,28 @@ func (l *adapterLoad) Publish(id string, payload []byte, flush bool) error {
 	if err != nil {
 		return err
 	}
+	if l.async != nil {
+		l.async.PublishAsync(l.topic, msg, l.fail)
+		return nil
+	}
 	select {
 	case l.queue <- msg:
 		return nil
 	case <-l.done:
 		return errLoadClosed
 	}
+}
+
+// fail keeps the first publish error, which the next Publish returns.
+func (l *adapterLoad) fail(err error) {
+	if err == nil {
+		return
+	}
+	l.mu.Lock()
+	if l.err == nil {
+		l.err = err
+	}
+	l.mu.Unlock()
 }
 
 // publish takes what is queued, up to a batch at a time, and publishes it.
@@ -167,13 +194,7 @@ func (l *adapterLoad) publish() {
 				break more
 			}
 		}
-		if err := l.pub.Publish(l.topic, batch...); err != nil {
-			l.mu.Lock()
-			if l.err == nil {
-				l.err = err
-			}
-			l.mu.Unlock()
-		}
+		l.fail(l.pub.Publish(l.topic, batch...))
 	}
 }
 
@@ -195,7 +216,8 @@ func (l *adapterLoad) Close() error {
 }
 
 func (h *adapterHarness) newProcessor(ctx context.Context, spec runSpec) (processor, error) {
-	if spec.variant == VariantSwitchyard {
+	switch {
+	case isSwitchyard(spec.variant):
 		b, err := h.newBackend(ctx, spec.name)
 		if err != nil {
 			return nil, err
@@ -206,6 +228,8 @@ func (h *adapterHarness) newProcessor(ctx context.Context, spec runSpec) (proces
 			return nil, err
 		}
 		return p, nil
+	case spec.variant == VariantLimit:
+		return h.newLimit(ctx, spec)
 	}
 	pub, sub, err := h.newRawPubSub(spec)
 	if err != nil {
@@ -248,6 +272,14 @@ func (h *adapterHarness) newProcessor(ctx context.Context, spec runSpec) (proces
 	return p, nil
 }
 
+// newLimit starts the limit loop of spec.
+func (h *adapterHarness) newLimit(ctx context.Context, spec runSpec) (processor, error) {
+	if h.limit == nil {
+		return nil, fmt.Errorf("no limit loop for this broker")
+	}
+	return h.limit(ctx, spec)
+}
+
 // subscribeInitialize creates the subscription of sub on topic, when sub
 // can do that ahead of Subscribe.
 func subscribeInitialize(sub message.Subscriber, topic string) error {
@@ -259,7 +291,7 @@ func subscribeInitialize(sub message.Subscriber, topic string) error {
 	return nil
 }
 
-// adapterRaw is the raw variant on an adapter: spec.concurrency workers,
+// adapterRaw is the raw-sync variant on an adapter: spec.concurrency workers,
 // each a Subscribe call on the shared subscription, that decode, do the
 // work, publish the response (waiting for the broker's confirmation) and
 // only then ack the request.

@@ -27,20 +27,62 @@ const (
 // order.
 var backendNames = []string{BackendMemory, BackendMQTT, BackendPulsar, BackendRabbitMQ, BackendKafka}
 
-// Variant names: the processors a benchmark compares.
+// Variant kinds: the processors a benchmark compares. Every kind is one row
+// per backend, except VariantSwitchyard, which is one row per router
+// concurrency (see SwitchyardVariant).
 const (
-	// VariantRaw is a hand-written loop on the broker's own client library
-	// (pulsar-client-go, paho), or where switchyard's adapter is the client
-	// (memory, RabbitMQ, Kafka) a loop on the adapter's publisher and
-	// subscriber, without the router and its middleware.
-	VariantRaw = "raw"
+	// VariantLimit is the broker's own best figure for the pipeline on this
+	// machine: a loop on the broker's client library, no watermill and no
+	// router, with one consumer, each response sent asynchronously (batched
+	// where the client batches) and each input acked when the broker
+	// confirmed its response, at most Config.LimitWindow inputs unconfirmed
+	// at a time. On the memory backend, which has no client and confirms a
+	// publish when it returns, it is the raw-sync loop.
+	VariantLimit = "limit"
+	// VariantRawSync is a hand-written loop on the broker's own client
+	// library (pulsar-client-go, paho), or where switchyard's adapter is the
+	// client (memory, RabbitMQ, Kafka) a loop on the adapter's publisher and
+	// subscriber, without the router and its middleware: Concurrency
+	// workers, each publishing its response, waiting for the broker's
+	// confirmation, then acking the input.
+	VariantRawSync = "raw-sync"
 	// VariantSwitchyard is the same work as a typed handler registered with
-	// router.Handle, with the default middleware stack.
+	// router.Handle, with the default middleware stack. Its rows are named
+	// by SwitchyardVariant.
 	VariantSwitchyard = "switchyard"
 	// VariantPython is the same work in Python on trustgraph-base's own
 	// consumer and producer code (Pulsar only).
 	VariantPython = "python"
 )
+
+// variantKinds lists the variant kinds in the order a round runs them.
+var variantKinds = []string{VariantLimit, VariantRawSync, VariantSwitchyard, VariantPython}
+
+// SwitchyardVariant is the name of the switchyard row whose router runs
+// with the given concurrency: "switchyard-c8".
+func SwitchyardVariant(concurrency int) string {
+	return VariantSwitchyard + "-c" + strconv.Itoa(concurrency)
+}
+
+// isSwitchyard reports whether variant is a switchyard row.
+func isSwitchyard(variant string) bool {
+	_, ok := switchyardConcurrency(variant)
+	return ok
+}
+
+// switchyardConcurrency reports whether variant is a switchyard row and
+// with which router concurrency.
+func switchyardConcurrency(variant string) (int, bool) {
+	rest, ok := strings.CutPrefix(variant, VariantSwitchyard+"-c")
+	if !ok {
+		return 0, false
+	}
+	c, err := strconv.Atoi(rest)
+	if err != nil || c < 1 {
+		return 0, false
+	}
+	return c, true
+}
 
 // Config says what a benchmark run measures and where the brokers are.
 type Config struct {
@@ -55,12 +97,24 @@ type Config struct {
 	// alternating order (raw, switchyard, ... then the reverse), so that a
 	// change of machine load during the run affects every variant alike.
 	Rounds int
-	// Concurrency is how many messages a processor handles at once, the
-	// same for every variant (router --concurrency, raw worker count,
-	// Python ReceiverPool concurrency).
+	// Concurrency is how many messages a processor handles at once in the
+	// raw-sync and Python rows (raw worker count, Python ReceiverPool
+	// concurrency), and the router concurrency of the switchyard row that
+	// the round trip, the Python comparison and the targets use.
 	Concurrency int
+	// SwitchyardConcurrency lists the router concurrencies of the
+	// switchyard rows, one row each; empty: 1 and Concurrency.
+	SwitchyardConcurrency []int
+	// Variants lists the variant kinds to measure (limit, raw-sync,
+	// switchyard, python); empty: all. Python runs on Pulsar only and only
+	// when Python is set.
+	Variants []string
+	// LimitWindow is how many inputs the limit loop holds unconfirmed:
+	// taken from the broker, response sent, its confirmation not yet back.
+	LimitWindow int
 	// Window is how many requests the load generator keeps outstanding
-	// (published, response not yet counted).
+	// (published, response not yet counted); the Python row gets at most
+	// pythonWindow of them.
 	Window int
 	// MessageSize is the approximate size in bytes of the JSON request.
 	MessageSize int
@@ -90,6 +144,13 @@ type Config struct {
 	Python string
 	// PythonScript is the path of tg_processor.py.
 	PythonScript string
+	// PulsarPerf is the pulsar-perf script of the Pulsar distribution
+	// (bin/pulsar-perf); empty skips its produce and consume runs.
+	PulsarPerf string
+	// PulsarPerfTime is how long each of pulsar-perf produce and consume
+	// runs.
+	PulsarPerfTime time.Duration
+
 	// EchoLLM is the path of the examples/echo-llm binary; empty skips the
 	// footprint measurement.
 	EchoLLM string
@@ -123,11 +184,13 @@ type Config struct {
 
 // Defaults of Config, used for zero fields.
 const (
-	DefaultDuration      = 20 * time.Second
+	DefaultDuration      = 16 * time.Second
 	DefaultWarmup        = 2 * time.Second
 	DefaultRounds        = 4
 	DefaultConcurrency   = 8
-	DefaultWindow        = 256
+	DefaultLimitWindow   = 256
+	DefaultWindow        = 4096
+	DefaultPulsarPerf    = 10 * time.Second
 	DefaultMessageSize   = 1024
 	DefaultRoundTrips    = 1000
 	DefaultRoundTripTime = 15 * time.Second
@@ -156,8 +219,23 @@ func (c *Config) SetDefaults() {
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
 	}
+	if len(c.SwitchyardConcurrency) == 0 {
+		c.SwitchyardConcurrency = []int{1}
+		if c.Concurrency != 1 {
+			c.SwitchyardConcurrency = append(c.SwitchyardConcurrency, c.Concurrency)
+		}
+	}
+	if len(c.Variants) == 0 {
+		c.Variants = append([]string(nil), variantKinds...)
+	}
+	if c.LimitWindow == 0 {
+		c.LimitWindow = DefaultLimitWindow
+	}
 	if c.Window == 0 {
 		c.Window = DefaultWindow
+	}
+	if c.PulsarPerfTime == 0 {
+		c.PulsarPerfTime = DefaultPulsarPerf
 	}
 	if c.MessageSize == 0 {
 		c.MessageSize = DefaultMessageSize
@@ -215,6 +293,26 @@ func (c Config) Validate() error {
 		}
 		seen[b] = true
 	}
+	seen = map[string]bool{}
+	for _, v := range c.Variants {
+		if !slices.Contains(variantKinds, v) {
+			return fmt.Errorf("variant %q is not one of %s", v, strings.Join(variantKinds, ", "))
+		}
+		if seen[v] {
+			return fmt.Errorf("variant %q is listed twice", v)
+		}
+		seen[v] = true
+	}
+	conc := map[int]bool{}
+	for _, n := range c.SwitchyardConcurrency {
+		if n < 1 {
+			return fmt.Errorf("switchyard concurrency must be at least 1, got %d", n)
+		}
+		if conc[n] {
+			return fmt.Errorf("switchyard concurrency %d is listed twice", n)
+		}
+		conc[n] = true
+	}
 	switch {
 	case c.Duration < 100*time.Millisecond:
 		return fmt.Errorf("duration must be at least 100ms, got %s", c.Duration)
@@ -226,6 +324,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("concurrency must be at least 1, got %d", c.Concurrency)
 	case c.Window < 1:
 		return fmt.Errorf("window must be at least 1, got %d", c.Window)
+	case c.LimitWindow < 1:
+		return fmt.Errorf("limit window must be at least 1, got %d", c.LimitWindow)
+	case c.PulsarPerfTime < time.Second:
+		return fmt.Errorf("pulsar-perf time must be at least 1s, got %s", c.PulsarPerfTime)
 	case c.MessageSize < 64 || c.MessageSize > 4<<20:
 		return fmt.Errorf("message size must be between 64 B and 4 MiB, got %d", c.MessageSize)
 	case c.RoundTripLimit < 0:

@@ -109,7 +109,7 @@ func (e *engine) loadFootprint(ctx context.Context, f *Footprint, p *childProces
 		return gerr
 	}
 	f.LoadMsgsPerSec = float64(int64(float64(recv1-recv0)/elapsed.Seconds() + 0.5))
-	e.drain(ctx, c)
+	e.drain(ctx, c, drainLimit(c.sent.Load()-min(c.sent.Load(), c.recv.Load()), f.LoadMsgsPerSec))
 	m, err = memory(p.PID())
 	if err != nil {
 		return err

@@ -18,12 +18,13 @@ import (
 	"github.com/switchyard-go/switchyard/router"
 )
 
-// newKafkaHarness runs against Kafka. The raw variant is a loop on
+// newKafkaHarness runs against Kafka. The raw-sync variant is a loop on
 // kafkapubsub's Publisher (Publish returns once the broker confirmed, acks
 // from all in-sync replicas) and Subscriber (one group member; each
 // Subscribe call a channel of its own; acked offsets committed in the
-// background), with the settings the kafka backend gives them. The topics
-// and consumer groups a run creates are deleted when it ends.
+// background), with the settings the kafka backend gives them; the limit
+// loop is franz-go alone (see kafkaLimit). The topics and consumer groups a
+// run creates are deleted when it ends.
 func newKafkaHarness(cfg kafkapubsub.Config, logger watermill.LoggerAdapter) *adapterHarness {
 	return &adapterHarness{
 		logger: logger,
@@ -45,6 +46,9 @@ func newKafkaHarness(cfg kafkapubsub.Config, logger watermill.LoggerAdapter) *ad
 				return nil, nil, err
 			}
 			return pub, sub, nil
+		},
+		limit: func(ctx context.Context, spec runSpec) (processor, error) {
+			return newKafkaLimit(ctx, cfg, spec, logger)
 		},
 		cleanup: func(specs []runSpec) error { return deleteKafkaTopics(cfg, specs) },
 	}

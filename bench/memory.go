@@ -13,9 +13,12 @@ import (
 )
 
 // memoryHarness runs load, counter and processor on one in-process memory
-// backend, made afresh for every run. Its raw variant is a loop on the
+// backend, made afresh for every run. Its raw-sync variant is a loop on the
 // backend's own publisher and subscriber: the router, the middleware and the
-// typed adapter are what it leaves out.
+// typed adapter are what it leaves out. The same loop is its limit: the
+// backend's Publish returns once the response is queued, which is its
+// confirmation, so there is nothing to pipeline, and one worker per CPU
+// goes faster than one consumer.
 type memoryHarness struct {
 	backend router.Backend
 	logger  watermill.LoggerAdapter
@@ -79,9 +82,11 @@ func (l *memoryLoad) Close() error {
 }
 
 func (h *memoryHarness) newProcessor(ctx context.Context, spec runSpec) (processor, error) {
-	if spec.variant == VariantSwitchyard {
+	if isSwitchyard(spec.variant) {
 		return startRouter(ctx, h.backend, false, spec, h.logger)
 	}
+	// The limit row is this loop too: there is no broker client to
+	// pipeline, and Publish returns once the response is queued.
 	sub, err := h.backend.NewSubscriber(router.SubscribeOptions{Subscription: spec.name})
 	if err != nil {
 		return nil, err
@@ -118,7 +123,7 @@ func (h *memoryHarness) newProcessor(ctx context.Context, spec runSpec) (process
 	return p, nil
 }
 
-// memoryRaw is the raw variant on the memory backend.
+// memoryRaw is the raw-sync variant on the memory backend, and its limit.
 type memoryRaw struct {
 	sub    message.Subscriber
 	cancel context.CancelFunc

@@ -154,7 +154,10 @@ func (l *mqttLoad) Close() error {
 }
 
 func (h *mqttHarness) newProcessor(ctx context.Context, spec runSpec) (processor, error) {
-	if spec.variant == VariantSwitchyard {
+	switch {
+	case spec.variant == VariantLimit:
+		return h.newLimit(spec)
+	case isSwitchyard(spec.variant):
 		cfg := backend.Config{Name: backend.MQTT, ClientName: spec.name,
 			MQTT: backend.MQTTSettings{Host: h.host, Port: h.port, ClientID: spec.name}}
 		b, err := backend.New(ctx, cfg, h.logger)
@@ -171,7 +174,7 @@ func (h *mqttHarness) newProcessor(ctx context.Context, spec runSpec) (processor
 	return h.newRaw(spec)
 }
 
-// mqttRaw is the raw variant on MQTT: paho alone. One persistent session
+// mqttRaw is the raw-sync variant on MQTT: paho alone. One persistent session
 // holds the shared subscription $share/{name}/{topic} with manual acks (as
 // the adapter's session does); spec.concurrency workers take its messages
 // in turn, and each decodes, does the work, publishes the response on a

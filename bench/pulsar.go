@@ -147,8 +147,10 @@ func (l *pulsarLoad) Close() error {
 }
 
 func (h *pulsarHarness) newProcessor(ctx context.Context, spec runSpec) (processor, error) {
-	switch spec.variant {
-	case VariantSwitchyard:
+	switch {
+	case spec.variant == VariantLimit:
+		return h.newLimit(spec)
+	case isSwitchyard(spec.variant):
 		cfg := backend.Config{Name: backend.Pulsar, ClientName: spec.name}
 		cfg.Pulsar.URL, cfg.Pulsar.Token = h.url, h.token
 		b, err := backend.New(ctx, cfg, h.logger)
@@ -161,14 +163,14 @@ func (h *pulsarHarness) newProcessor(ctx context.Context, spec runSpec) (process
 			return nil, err
 		}
 		return p, nil
-	case VariantPython:
+	case spec.variant == VariantPython:
 		return startPython(ctx, h.python, spec, h.url, h.token)
 	default:
 		return h.newRaw(spec)
 	}
 }
 
-// pulsarRaw is the raw variant on Pulsar: pulsar-client-go alone. Each of
+// pulsarRaw is the raw-sync variant on Pulsar: pulsar-client-go alone. Each of
 // spec.concurrency workers has its own consumer on the Shared subscription
 // and handles one message at a time: decode, work, Send (which waits for
 // the broker's receipt), then Ack.

@@ -15,11 +15,12 @@ import (
 	"github.com/switchyard-go/switchyard/router"
 )
 
-// newRabbitMQHarness runs against RabbitMQ. The raw variant is a loop on
+// newRabbitMQHarness runs against RabbitMQ. The raw-sync variant is a loop on
 // rabbitmqpubsub's Publisher (confirm mode: Publish returns once the broker
 // confirmed) and Subscriber (one consumer per Subscribe call, prefetch 64),
-// with the settings the rabbitmq backend gives them. The queues, exchanges
-// and bindings a run declares are deleted when it ends.
+// with the settings the rabbitmq backend gives them; the limit loop is
+// amqp091-go alone (see rabbitmqLimit). The queues, exchanges and bindings a
+// run declares are deleted when it ends.
 func newRabbitMQHarness(conn rabbitmqpubsub.ConnectionConfig, logger watermill.LoggerAdapter) *adapterHarness {
 	return &adapterHarness{
 		logger: logger,
@@ -41,6 +42,9 @@ func newRabbitMQHarness(conn rabbitmqpubsub.ConnectionConfig, logger watermill.L
 				return nil, nil, err
 			}
 			return pub, sub, nil
+		},
+		limit: func(_ context.Context, spec runSpec) (processor, error) {
+			return newRabbitMQLimit(conn, spec, logger)
 		},
 		cleanup: func(specs []runSpec) error { return deleteRabbitMQQueues(conn, specs) },
 	}

@@ -26,6 +26,9 @@ type Results struct {
 	Throughput []Throughput `json:"throughput"`
 	// RoundTrip has one entry per backend and variant.
 	RoundTrip []RoundTrip `json:"round_trip"`
+	// BrokerTools are runs of a broker's own load tool (pulsar-perf):
+	// informational figures for the broker alone, not a pipeline.
+	BrokerTools []ToolRun `json:"broker_tools,omitempty"`
 	// Footprint has one entry per backend for the processor binary, and
 	// one for the Python processor when it ran.
 	Footprint []Footprint `json:"footprint"`
@@ -62,9 +65,17 @@ type Settings struct {
 	WarmupS float64 `json:"warmup_s"`
 	// Rounds is the number of rounds the window is split into.
 	Rounds int `json:"rounds"`
-	// Concurrency is the messages each processor handles at once.
+	// Concurrency is the messages the raw-sync and Python processors
+	// handle at once, and the router concurrency of the main switchyard
+	// row.
 	Concurrency int `json:"concurrency"`
-	// Outstanding is the load generator's bound on unanswered requests.
+	// SwitchyardConcurrency are the router concurrencies of the switchyard
+	// rows.
+	SwitchyardConcurrency []int `json:"switchyard_concurrency"`
+	// LimitWindow is how many inputs the limit loop holds unconfirmed.
+	LimitWindow int `json:"limit_window"`
+	// Outstanding is the load generator's bound on unanswered requests
+	// (the Python row's is smaller; see Throughput.Outstanding).
 	Outstanding int `json:"outstanding"`
 	// MessageBytes is the size of the JSON request.
 	MessageBytes int `json:"message_bytes"`
@@ -80,10 +91,18 @@ type Settings struct {
 type Throughput struct {
 	// Backend is memory, mqtt, pulsar, rabbitmq or kafka.
 	Backend string `json:"backend"`
-	// Variant is raw, switchyard or python.
+	// Variant is limit, raw-sync, switchyard-c<N> or python.
 	Variant string `json:"variant"`
 	// Error is set when the variant could not be measured.
 	Error string `json:"error,omitempty"`
+	// Concurrency is how many messages the processor handles at once: 1
+	// for the limit loop, the router concurrency for a switchyard row.
+	Concurrency int `json:"concurrency"`
+	// Window is how many inputs the limit loop holds unconfirmed (limit
+	// rows only).
+	Window int `json:"window,omitempty"`
+	// Outstanding is the load generator's bound on unanswered requests.
+	Outstanding int `json:"outstanding"`
 	// MsgsPerSec is the rate of responses counted in the windows.
 	MsgsPerSec float64 `json:"msgs_per_s"`
 	// Messages is the number of responses counted in the windows.
@@ -115,7 +134,7 @@ type Throughput struct {
 type RoundTrip struct {
 	// Backend is memory, mqtt, pulsar, rabbitmq or kafka.
 	Backend string `json:"backend"`
-	// Variant is raw, switchyard or python.
+	// Variant is raw-sync, switchyard-c<N> or python.
 	Variant string `json:"variant"`
 	// Error is set when the variant could not be measured.
 	Error string `json:"error,omitempty"`
@@ -156,11 +175,33 @@ type Footprint struct {
 	LoadMsgsPerSec float64 `json:"load_msgs_per_s,omitempty"`
 }
 
+// ToolRun is one run of a broker's own load tool: what the broker does
+// alone, without a processor, as an informational figure beside the
+// pipeline's rows.
+type ToolRun struct {
+	// Backend is the broker the tool ran against.
+	Backend string `json:"backend"`
+	// Tool is the tool and its mode, e.g. "pulsar-perf produce".
+	Tool string `json:"tool"`
+	// Args are the arguments it ran with.
+	Args []string `json:"args"`
+	// Error is set when the tool could not be run or its output not read.
+	Error string `json:"error,omitempty"`
+	// Messages is the number of messages the tool reports sent or
+	// received.
+	Messages uint64 `json:"messages"`
+	// MsgsPerSec is the rate the tool reports.
+	MsgsPerSec float64 `json:"msgs_per_s"`
+	// Note qualifies the figure.
+	Note string `json:"note,omitempty"`
+}
+
 // RatioResult is one headline ratio.
 type RatioResult struct {
 	// Backend is memory, mqtt, pulsar, rabbitmq or kafka.
 	Backend string `json:"backend"`
-	// Name says what is divided by what (see the Ratio constants).
+	// Name says what is divided by what: "throughput switchyard-c1/limit"
+	// (see ThroughputRatio, CPURatio and RoundTripRatio).
 	Name string `json:"name"`
 	// Value is the ratio.
 	Value float64 `json:"value"`
@@ -180,17 +221,14 @@ type Target struct {
 	Met bool `json:"met"`
 }
 
-// Names of the headline ratios.
-const (
-	// RatioThroughputVsRaw is the router's throughput over the raw loop's.
-	RatioThroughputVsRaw = "throughput switchyard/raw"
-	// RatioThroughputVsPython is the router's throughput over Python's.
-	RatioThroughputVsPython = "throughput switchyard/python"
-	// RatioRoundTripP50VsRaw is the router's round-trip median over the raw loop's.
-	RatioRoundTripP50VsRaw = "round-trip p50 switchyard/raw"
-	// RatioCPUVsRaw is the CPU time per message with the router over the raw loop's.
-	RatioCPUVsRaw = "CPU per message switchyard/raw"
-)
+// ThroughputRatio names the ratio of variant a's throughput to b's.
+func ThroughputRatio(a, b string) string { return "throughput " + a + "/" + b }
+
+// CPURatio names the ratio of variant a's CPU time per message to b's.
+func CPURatio(a, b string) string { return "CPU per message " + a + "/" + b }
+
+// RoundTripRatio names the ratio of variant a's round-trip median to b's.
+func RoundTripRatio(a, b string) string { return "round-trip p50 " + a + "/" + b }
 
 // WriteJSON writes r as indented JSON to path, creating its directory.
 func (r *Results) WriteJSON(path string) error {
@@ -206,7 +244,29 @@ func (r *Results) WriteJSON(path string) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// computeRatios fills r.Ratios and r.Targets from the measurements.
+// mainSwitchyard returns the switchyard row of backend that the Python
+// comparison, the round trip and the targets use: the one at
+// Settings.Concurrency, or else the last switchyard row measured.
+func (r *Results) mainSwitchyard(backend string) string {
+	main := ""
+	for _, t := range r.Throughput {
+		if t.Backend != backend {
+			continue
+		}
+		if c, ok := switchyardConcurrency(t.Variant); ok {
+			if c == r.Settings.Concurrency {
+				return t.Variant
+			}
+			main = t.Variant
+		}
+	}
+	return main
+}
+
+// computeRatios fills r.Ratios and r.Targets from the measurements: for
+// every switchyard row its throughput over the limit's and over raw-sync's
+// and its CPU per message over raw-sync's; for the main switchyard row its
+// throughput over Python's and its round trip over raw-sync's.
 func (r *Results) computeRatios() {
 	r.Ratios, r.Targets = nil, nil
 	tp := map[[2]string]Throughput{}
@@ -221,29 +281,51 @@ func (r *Results) computeRatios() {
 			rt[[2]string{t.Backend, t.Variant}] = t
 		}
 	}
+	add := func(b, name string, v float64) {
+		r.Ratios = append(r.Ratios, RatioResult{Backend: b, Name: name, Value: round3(v)})
+	}
 	for _, b := range r.Settings.Backends {
-		raw, okRaw := tp[[2]string{b, VariantRaw}]
-		sy, okSy := tp[[2]string{b, VariantSwitchyard}]
-		if okRaw && okSy {
-			v := Ratio(sy.MsgsPerSec, raw.MsgsPerSec)
-			r.Ratios = append(r.Ratios, RatioResult{Backend: b, Name: RatioThroughputVsRaw, Value: round3(v)})
-			r.Targets = append(r.Targets, Target{Backend: b, Name: "router throughput vs raw", Value: round3(v), Want: ">= 0.95", Met: v >= 0.95})
-			if raw.CPUPerMsgUS > 0 && sy.CPUPerMsgUS > 0 {
-				r.Ratios = append(r.Ratios, RatioResult{Backend: b, Name: RatioCPUVsRaw, Value: round3(sy.CPUPerMsgUS / raw.CPUPerMsgUS)})
+		limit, okLimit := tp[[2]string{b, VariantLimit}]
+		raw, okRaw := tp[[2]string{b, VariantRawSync}]
+		main := r.mainSwitchyard(b)
+		for _, t := range r.Throughput {
+			if t.Backend != b {
+				continue
+			}
+			if _, ok := switchyardConcurrency(t.Variant); !ok {
+				continue
+			}
+			sy, ok := tp[[2]string{b, t.Variant}]
+			if !ok {
+				continue
+			}
+			if okLimit {
+				add(b, ThroughputRatio(sy.Variant, VariantLimit), Ratio(sy.MsgsPerSec, limit.MsgsPerSec))
+			}
+			if okRaw {
+				v := Ratio(sy.MsgsPerSec, raw.MsgsPerSec)
+				add(b, ThroughputRatio(sy.Variant, VariantRawSync), v)
+				if raw.CPUPerMsgUS > 0 && sy.CPUPerMsgUS > 0 {
+					add(b, CPURatio(sy.Variant, VariantRawSync), sy.CPUPerMsgUS/raw.CPUPerMsgUS)
+				}
+				if sy.Variant == main {
+					r.Targets = append(r.Targets, Target{Backend: b, Name: sy.Variant + " throughput vs raw-sync", Value: round3(v), Want: ">= 0.95", Met: v >= 0.95})
+				}
 			}
 		}
+		sy, okSy := tp[[2]string{b, main}]
 		py, okPy := tp[[2]string{b, VariantPython}]
 		if okSy && okPy {
 			v := Ratio(sy.MsgsPerSec, py.MsgsPerSec)
-			r.Ratios = append(r.Ratios, RatioResult{Backend: b, Name: RatioThroughputVsPython, Value: round3(v)})
-			r.Targets = append(r.Targets, Target{Backend: b, Name: "throughput vs Python", Value: round3(v), Want: ">= 10", Met: v >= 10})
+			add(b, ThroughputRatio(main, VariantPython), v)
+			r.Targets = append(r.Targets, Target{Backend: b, Name: main + " throughput vs Python", Value: round3(v), Want: ">= 10", Met: v >= 10})
 		}
-		rraw, okRaw := rt[[2]string{b, VariantRaw}]
-		rsy, okSy := rt[[2]string{b, VariantSwitchyard}]
+		rraw, okRaw := rt[[2]string{b, VariantRawSync}]
+		rsy, okSy := rt[[2]string{b, main}]
 		if okRaw && okSy {
 			v := Ratio(rsy.Latency.P50, rraw.Latency.P50)
-			r.Ratios = append(r.Ratios, RatioResult{Backend: b, Name: RatioRoundTripP50VsRaw, Value: round3(v)})
-			r.Targets = append(r.Targets, Target{Backend: b, Name: "round-trip p50 vs raw", Value: round3(v), Want: "<= 1.10", Met: v <= 1.1})
+			add(b, RoundTripRatio(main, VariantRawSync), v)
+			r.Targets = append(r.Targets, Target{Backend: b, Name: main + " round-trip p50 vs raw-sync", Value: round3(v), Want: "<= 1.10", Met: v <= 1.1})
 		}
 	}
 	for _, f := range r.Footprint {
@@ -269,37 +351,78 @@ func (r *Results) WriteTable(w io.Writer) error {
 	s := r.Settings
 	fmt.Fprintf(&b, "switchyard bench: %d CPUs, %s, load average %s at start, %s at end\n",
 		r.Host.CPUs, r.Host.GoVersion, loadString(r.Host.LoadStart), loadString(r.Host.LoadEnd))
-	fmt.Fprintf(&b, "\nPipeline throughput: %d B TextCompletionRequest -> response, window %gs in %d rounds (warmup %gs each), concurrency %d, %d requests outstanding\n",
-		s.MessageBytes, s.WindowS, s.Rounds, s.WarmupS, s.Concurrency, s.Outstanding)
+	fmt.Fprintf(&b, "\nPipeline throughput: %d B TextCompletionRequest -> response, window %gs in %d rounds (warmup %gs each), %d requests outstanding (Python %d)\n",
+		s.MessageBytes, s.WindowS, s.Rounds, s.WarmupS, s.Outstanding, min(s.Outstanding, pythonWindow))
+	fmt.Fprintf(&b, "limit: one consumer, asynchronous sends, input acked on the broker's confirmation, %d unconfirmed (memory: the raw-sync loop); raw-sync: %d workers, each waits for its send\n",
+		s.LimitWindow, s.Concurrency)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "backend\tvariant\tmsgs/s\tp50 ms\tp99 ms\tCPU µs/msg\tvs raw\tlost\t")
-	raw := map[string]float64{}
+	fmt.Fprintln(tw, "backend\tvariant\tconc\tmsgs/s\tp50 ms\tp99 ms\tCPU µs/msg\tvs limit\tvs raw-sync\tlost\t")
+	limit, raw := map[string]float64{}, map[string]float64{}
 	for _, t := range r.Throughput {
-		if t.Variant == VariantRaw && t.Error == "" {
+		if t.Error != "" {
+			continue
+		}
+		switch t.Variant {
+		case VariantLimit:
+			limit[t.Backend] = t.MsgsPerSec
+		case VariantRawSync:
 			raw[t.Backend] = t.MsgsPerSec
 		}
 	}
-	for _, t := range r.Throughput {
+	vs := func(v float64, base map[string]float64, backend string) string {
+		if bv := base[backend]; bv > 0 {
+			return fmt.Sprintf("%.3f", v/bv)
+		}
+		return "-"
+	}
+	for i, t := range r.Throughput {
 		if t.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t\n", t.Backend, t.Variant)
-			continue
+			fmt.Fprintf(tw, "%s\t%s\t%d\t-\t-\t-\t-\t-\t-\t-\t\n", t.Backend, t.Variant, t.Concurrency)
+		} else {
+			vsLimit, vsRaw := "-", "-"
+			if t.Variant != VariantLimit {
+				vsLimit = vs(t.MsgsPerSec, limit, t.Backend)
+			}
+			if t.Variant != VariantLimit && t.Variant != VariantRawSync {
+				vsRaw = vs(t.MsgsPerSec, raw, t.Backend)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%s\t%s\t%s\t%d\t\n", t.Backend, t.Variant, t.Concurrency, t.MsgsPerSec, t.Latency.P50, t.Latency.P99,
+				cpuString(t.CPUPerMsgUS), vsLimit, vsRaw, t.Lost)
 		}
-		vs := "-"
-		if rv := raw[t.Backend]; rv > 0 && t.Variant != VariantRaw {
-			vs = fmt.Sprintf("%.3f", t.MsgsPerSec/rv)
+		if i == len(r.Throughput)-1 || r.Throughput[i+1].Backend != t.Backend {
+			for _, x := range r.BrokerTools {
+				if x.Backend != t.Backend {
+					continue
+				}
+				if x.Error != "" {
+					fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t\n", x.Backend, x.Tool)
+					continue
+				}
+				// The tool's latencies are not comparable: its producer has no
+				// bound on outstanding messages, and its consumer reads a
+				// backlog.
+				fmt.Fprintf(tw, "%s\t%s\t-\t%.0f\t-\t-\t-\t-\t-\t-\t\n", x.Backend, x.Tool, x.MsgsPerSec)
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%s\t%s\t%d\t\n", t.Backend, t.Variant, t.MsgsPerSec, t.Latency.P50, t.Latency.P99, cpuString(t.CPUPerMsgUS), vs, t.Lost)
 	}
 	tw.Flush()
 	writeErrors(&b, r.Throughput)
+	for _, x := range r.BrokerTools {
+		switch {
+		case x.Error != "":
+			fmt.Fprintf(&b, "  %s/%s: %s\n", x.Backend, x.Tool, x.Error)
+		case x.Note != "":
+			fmt.Fprintf(&b, "  %s/%s: %s\n", x.Backend, x.Tool, x.Note)
+		}
+	}
 
 	if len(r.RoundTrip) > 0 {
 		fmt.Fprintf(&b, "\nRequest/response round trip: one client, sequential requests (up to %d, at most %gs per variant)\n", s.RoundTrips, s.RoundTripS)
 		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "backend\tvariant\trequests\tp50 ms\tp99 ms\tvs raw p50\t")
+		fmt.Fprintln(tw, "backend\tvariant\trequests\tp50 ms\tp99 ms\tvs raw-sync p50\t")
 		rawP50 := map[string]float64{}
 		for _, t := range r.RoundTrip {
-			if t.Variant == VariantRaw && t.Error == "" {
+			if t.Variant == VariantRawSync && t.Error == "" {
 				rawP50[t.Backend] = t.Latency.P50
 			}
 		}
@@ -309,7 +432,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 				continue
 			}
 			vs := "-"
-			if rv := rawP50[t.Backend]; rv > 0 && t.Variant != VariantRaw {
+			if rv := rawP50[t.Backend]; rv > 0 && t.Variant != VariantRawSync {
 				vs = fmt.Sprintf("%.3f", t.Latency.P50/rv)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%.3f\t%.3f\t%s\t\n", t.Backend, t.Variant, t.Latency.Samples, t.Latency.P50, t.Latency.P99, vs)
@@ -409,6 +532,11 @@ func (r *Results) Failures() int {
 	}
 	for _, f := range r.Footprint {
 		if f.Error != "" {
+			n++
+		}
+	}
+	for _, x := range r.BrokerTools {
+		if x.Error != "" {
 			n++
 		}
 	}

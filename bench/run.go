@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,7 +23,8 @@ type runSpec struct {
 	variant     string
 	name        string // unique: used in queue, subscription and client names
 	in, out     schema.Topic
-	concurrency int
+	concurrency int // messages the processor handles at once
+	window      int // inputs the limit loop holds unconfirmed
 }
 
 // harness connects the benchmark to one backend.
@@ -96,14 +98,15 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		},
 		Settings: Settings{
 			Backends: cfg.Backends, WindowS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(),
-			Rounds: cfg.Rounds, Concurrency: cfg.Concurrency, Outstanding: cfg.Window,
+			Rounds: cfg.Rounds, Concurrency: cfg.Concurrency, SwitchyardConcurrency: cfg.SwitchyardConcurrency,
+			LimitWindow: cfg.LimitWindow, Outstanding: cfg.Window,
 			MessageBytes: len(payload), RoundTrips: cfg.RoundTrips, RoundTripS: cfg.RoundTripLimit.Seconds(),
-			LoadModel: fmt.Sprintf("closed loop: at most %d requests outstanding", cfg.Window),
+			LoadModel: fmt.Sprintf("closed loop: at most %d requests outstanding (Python: %d)", cfg.Window, min(cfg.Window, pythonWindow)),
 		},
 	}
 	e := &engine{cfg: cfg, runID: newRunID(), payload: payload, results: res}
-	e.progressf("run %s: backends %s, window %s per variant in %d rounds, warmup %s, concurrency %d, %d outstanding, %d B requests",
-		e.runID, strings.Join(cfg.Backends, ","), cfg.Duration, cfg.Rounds, cfg.Warmup, cfg.Concurrency, cfg.Window, len(payload))
+	e.progressf("run %s: backends %s, variants %s, window %s per variant in %d rounds, warmup %s, concurrency %d, switchyard concurrency %v, limit window %d, %d outstanding, %d B requests",
+		e.runID, strings.Join(cfg.Backends, ","), strings.Join(cfg.Variants, ","), cfg.Duration, cfg.Rounds, cfg.Warmup, cfg.Concurrency, cfg.SwitchyardConcurrency, cfg.LimitWindow, cfg.Window, len(payload))
 
 	for _, backend := range cfg.Backends {
 		if err := e.benchBackend(ctx, backend); err != nil {
@@ -121,21 +124,70 @@ func (e *engine) finish(start time.Time) {
 	e.results.computeRatios()
 }
 
-// variants returns the variants measured on backend.
+// variants returns the rows measured on backend, in the order of a round.
 func (e *engine) variants(backend string) []string {
-	v := []string{VariantRaw, VariantSwitchyard}
-	if backend == BackendPulsar && e.cfg.Python != "" {
-		v = append(v, VariantPython)
+	var v []string
+	for _, kind := range variantKinds {
+		if !slices.Contains(e.cfg.Variants, kind) {
+			continue
+		}
+		switch kind {
+		case VariantSwitchyard:
+			for _, c := range e.cfg.SwitchyardConcurrency {
+				v = append(v, SwitchyardVariant(c))
+			}
+		case VariantPython:
+			if backend == BackendPulsar && e.cfg.Python != "" {
+				v = append(v, VariantPython)
+			}
+		default:
+			v = append(v, kind)
+		}
 	}
 	return v
+}
+
+// mainSwitchyard is the switchyard row that the round trip, the Python
+// comparison and the targets use: the one at Concurrency, or else the last.
+func (e *engine) mainSwitchyard() string {
+	if slices.Contains(e.cfg.SwitchyardConcurrency, e.cfg.Concurrency) {
+		return SwitchyardVariant(e.cfg.Concurrency)
+	}
+	return SwitchyardVariant(e.cfg.SwitchyardConcurrency[len(e.cfg.SwitchyardConcurrency)-1])
+}
+
+// measuresRoundTrip reports whether variant gets the sequential round
+// trip: raw-sync, the main switchyard row and Python. A lone request takes
+// the same path through the router at any concurrency, and the limit loop
+// is about throughput only.
+func (e *engine) measuresRoundTrip(variant string) bool {
+	return e.cfg.RoundTrips > 0 && (variant == VariantRawSync || variant == VariantPython || variant == e.mainSwitchyard())
+}
+
+// pythonWindow caps the load generator's window for the Python row: it
+// answers about 80 requests a second, so a larger window would only add
+// queueing time (256 is 3 s of it) and outlast the drain after each round.
+const pythonWindow = 256
+
+// loadWindow is the load generator's window for variant.
+func (e *engine) loadWindow(variant string) int {
+	if variant == VariantPython {
+		return min(e.cfg.Window, pythonWindow)
+	}
+	return e.cfg.Window
 }
 
 func (e *engine) benchBackend(ctx context.Context, backend string) error {
 	variants := e.variants(backend)
 	accs := map[string]*accum{}
 	for _, v := range variants {
+		spec := e.spec(backend, v, "")
+		tp := Throughput{Backend: backend, Variant: v, Concurrency: spec.concurrency, Outstanding: e.loadWindow(v)}
+		if v == VariantLimit && backend != BackendMemory {
+			tp.Window = spec.window
+		}
 		accs[v] = &accum{
-			tp:    Throughput{Backend: backend, Variant: v},
+			tp:    tp,
 			lat:   NewHistogram(),
 			rt:    RoundTrip{Backend: backend, Variant: v},
 			rtLat: NewHistogram(),
@@ -161,7 +213,11 @@ func (e *engine) benchBackend(ctx context.Context, backend string) error {
 			if a.tp.Error != "" {
 				continue
 			}
-			err := e.measure(ctx, backend, v, round, window, rtPerRound, a)
+			rt := 0
+			if e.measuresRoundTrip(v) {
+				rt = rtPerRound
+			}
+			err := e.measure(ctx, backend, v, round, window, rt, a)
 			if ctx.Err() != nil {
 				for _, a := range accs {
 					if a.window == 0 && a.tp.Error == "" {
@@ -179,6 +235,12 @@ func (e *engine) benchBackend(ctx context.Context, backend string) error {
 		}
 	}
 	e.collect(variants, accs)
+	if backend == BackendPulsar && e.cfg.PulsarPerf != "" {
+		e.results.BrokerTools = append(e.results.BrokerTools, e.pulsarPerf(ctx)...)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
 	if e.python != nil {
 		e.results.Footprint = append(e.results.Footprint, e.python.footprint(backend))
 		e.python = nil
@@ -212,7 +274,7 @@ func (e *engine) collect(variants []string, accs map[string]*accum) {
 			rt.Latency = a.rtLat.Summary()
 			rt.Requests = rt.Latency.Samples
 		}
-		if e.cfg.RoundTrips > 0 {
+		if e.measuresRoundTrip(v) {
 			e.results.RoundTrip = append(e.results.RoundTrip, rt)
 		}
 	}
@@ -264,7 +326,7 @@ func (e *engine) measure(ctx context.Context, backend, variant string, round int
 
 	genCtx, stopGen := context.WithCancel(ctx)
 	genErr := make(chan error, 1)
-	go func() { genErr <- c.generate(genCtx, lc, e.payload, e.cfg.Window) }()
+	go func() { genErr <- c.generate(genCtx, lc, e.payload, e.loadWindow(variant)) }()
 	stopGenerator := func() error {
 		stopGen()
 		return <-genErr
@@ -318,7 +380,7 @@ func (e *engine) measure(ctx context.Context, backend, variant string, round int
 	e.progressf("%s: %.0f msgs/s, latency p50 %.2fms p99 %.2fms", tag, float64(msgs)/elapsed.Seconds(), round1.P50, round1.P99)
 
 	// Drain: wait for the responses still on their way.
-	e.drain(ctx, c)
+	e.drain(ctx, c, drainLimit(c.sent.Load()-min(c.sent.Load(), c.recv.Load()), float64(msgs)/elapsed.Seconds()))
 	uniq, dups := c.recv.Load(), c.duplicates()
 	sent := c.sent.Load()
 	a.tp.Sent += sent
@@ -399,10 +461,29 @@ func (e *engine) watch(ctx context.Context, tag string, c *counter, d time.Durat
 	}
 }
 
-// drain waits until every request was answered, for at most 10 seconds
-// and at most 3 seconds without progress.
-func (e *engine) drain(ctx context.Context, c *counter) {
-	deadline := time.Now().Add(10 * time.Second)
+// Bounds of the drain after a throughput window.
+const (
+	minDrain   = 10 * time.Second
+	maxDrain   = 60 * time.Second
+	drainStall = 3 * time.Second
+)
+
+// drainLimit is how long the drain may take for outstanding requests at the
+// window's rate: twice the time the rate needs for them, at least minDrain
+// and at most maxDrain. A slow variant with a large window is given the
+// time to answer rather than counted as losing requests.
+func drainLimit(outstanding uint64, rate float64) time.Duration {
+	d := minDrain
+	if rate > 0 {
+		d = max(d, time.Duration(2*float64(outstanding)/rate*float64(time.Second)))
+	}
+	return min(d, maxDrain)
+}
+
+// drain waits until every request was answered, for at most limit and at
+// most drainStall without progress.
+func (e *engine) drain(ctx context.Context, c *counter, limit time.Duration) {
+	deadline := time.Now().Add(limit)
 	last, lastChange := uint64(0), time.Now()
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		uniq := c.recv.Load()
@@ -411,23 +492,33 @@ func (e *engine) drain(ctx context.Context, c *counter) {
 		}
 		if uniq != last {
 			last, lastChange = uniq, time.Now()
-		} else if time.Since(lastChange) > 3*time.Second {
+		} else if time.Since(lastChange) > drainStall {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-// spec returns the queues and names of one run.
+// spec returns the queues and names of one run of variant: its
+// concurrency (the router's for a switchyard row, 1 for the limit loop
+// except on the memory backend, whose limit is the raw-sync loop,
+// Concurrency otherwise) and the limit loop's window.
 func (e *engine) spec(backend, variant, suffix string) runSpec {
 	name := fmt.Sprintf("bench-%s-%s-%s-%s", e.runID, backend, variant, suffix)
+	concurrency := e.cfg.Concurrency
+	if c, ok := switchyardConcurrency(variant); ok {
+		concurrency = c
+	} else if variant == VariantLimit && backend != BackendMemory {
+		concurrency = 1
+	}
 	return runSpec{
 		backend:     backend,
 		variant:     variant,
 		name:        name,
 		in:          schema.Topic{QoS: schema.QoS1, Tenant: "public", Namespace: "default", Queue: name + "-request"},
 		out:         schema.Topic{QoS: schema.QoS1, Tenant: "public", Namespace: "default", Queue: name + "-response"},
-		concurrency: e.cfg.Concurrency,
+		concurrency: concurrency,
+		window:      e.cfg.LimitWindow,
 	}
 }
 

@@ -13,7 +13,9 @@
 # Arguments are passed on to `switchyard bench` (see `bin/switchyard bench --help`).
 # Environment: SWITCHYARD_BENCH_BACKENDS (default memory,mqtt,pulsar,rabbitmq,kafka) chooses
 # the backends and so the brokers to start; SWITCHYARD_BENCH_PYTHON=none skips
-# the Python processor.
+# the Python processor; SWITCHYARD_BENCH_PULSAR_PERF is the pulsar-perf script
+# to run on Pulsar (default: the one of the distribution scripts/pulsar.sh
+# installs), none skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -52,6 +54,7 @@ pulsar_args=()
 rabbitmq_args=()
 kafka_args=()
 python_args=(--no-python)
+perf_args=()
 case ",$backends," in
 *,mqtt,*)
   ensure_broker mosquitto
@@ -70,6 +73,16 @@ case ",$backends," in
     python_args=(--python "$py" --python-script "$root/bench/tg_processor.py")
   else
     log "no Python environment with trustgraph-base; the Python processor is skipped"
+  fi
+  # pulsar-perf of the distribution scripts/pulsar.sh installed (its
+  # download and unpack directory; see the top of scripts/pulsar.sh).
+  perf="${SWITCHYARD_BENCH_PULSAR_PERF:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/apache-pulsar-${SWITCHYARD_PULSAR_VERSION:-4.0.8}/bin/pulsar-perf}"
+  if [ "$perf" = "none" ]; then
+    log "pulsar-perf skipped (SWITCHYARD_BENCH_PULSAR_PERF=none)"
+  elif [ -x "$perf" ]; then
+    perf_args=(--pulsar-perf "$perf")
+  else
+    log "no pulsar-perf at $perf; its rows are skipped"
   fi
   ;;
 esac
@@ -108,6 +121,7 @@ log "running switchyard bench (load average: $(cut -d' ' -f1-3 /proc/loadavg 2>/
   "${rabbitmq_args[@]+"${rabbitmq_args[@]}"}" \
   "${kafka_args[@]+"${kafka_args[@]}"}" \
   "${python_args[@]}" \
+  "${perf_args[@]+"${perf_args[@]}"}" \
   --echo-llm "$root/bin/echo-llm" \
   --out "$root/bench/results.json" \
   "$@"

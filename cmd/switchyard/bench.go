@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -22,6 +23,8 @@ func benchCommand() *cli.Command {
 	var (
 		cfg       bench.Config
 		backends  string
+		variants  string
+		syConc    string
 		mqttHost  string
 		mqttPort  int
 		out       string
@@ -31,20 +34,28 @@ func benchCommand() *cli.Command {
 	)
 	return &cli.Command{
 		Name:      "bench",
-		Usage:     "measure throughput, round trip and footprint of switchyard against raw clients and Python",
-		UsageText: "switchyard bench [--backends memory,mqtt,pulsar,rabbitmq,kafka] [--duration 20s] [--out bench/results.json]",
-		Description: "For each backend, runs the same 1 KiB TextCompletionRequest pipeline through a raw client loop\n" +
-			"(RabbitMQ, Kafka: a loop on switchyard's adapter without the router),\n" +
-			"a switchyard router handler and (Pulsar) a Python trustgraph-base processor; then a sequential\n" +
-			"request/response round trip; then starts the echo-llm binary to time exec-to-ready and read its RSS.\n" +
+		Usage:     "measure throughput, round trip and footprint of switchyard against the broker's limit, raw clients and Python",
+		UsageText: "switchyard bench [--backends memory,mqtt,pulsar,rabbitmq,kafka] [--variants limit,raw-sync,switchyard,python] [--duration 16s] [--out bench/results.json]",
+		Description: "For each backend, runs the same 1 KiB TextCompletionRequest pipeline through\n" +
+			"  limit:         the broker's client library alone, one consumer, asynchronous sends, each input acked\n" +
+			"                 when its response is confirmed, --limit-window inputs unconfirmed;\n" +
+			"  raw-sync:      --concurrency workers on the client library (RabbitMQ, Kafka, memory: on switchyard's\n" +
+			"                 adapter without the router), each waiting for its send before it acks;\n" +
+			"  switchyard-cN: a switchyard router handler at each --switchyard-concurrency;\n" +
+			"  python:        (Pulsar) a Python trustgraph-base processor;\n" +
+			"then a sequential request/response round trip; on Pulsar pulsar-perf produce and consume (--pulsar-perf);\n" +
+			"then starts the echo-llm binary to time exec-to-ready and read its RSS. The table goes to stdout.\n" +
 			"The brokers must be running (scripts/bench.sh starts them). See bench/README.md.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "backends", Value: "memory,mqtt,pulsar,rabbitmq,kafka", Usage: "comma-separated backends to measure", Destination: &backends},
 			&cli.DurationFlag{Name: "duration", Value: bench.DefaultDuration, Usage: "steady-state throughput window per variant (split over --rounds)", Destination: &cfg.Duration},
 			&cli.DurationFlag{Name: "warmup", Value: bench.DefaultWarmup, Usage: "load before each window starts", Destination: &cfg.Warmup},
 			&cli.IntFlag{Name: "rounds", Value: bench.DefaultRounds, Usage: "rounds per variant, in alternating variant order", Destination: &cfg.Rounds},
-			&cli.IntFlag{Name: "concurrency", Value: bench.DefaultConcurrency, Usage: "messages each processor handles at once", Destination: &cfg.Concurrency},
-			&cli.IntFlag{Name: "outstanding", Value: bench.DefaultWindow, Usage: "requests the load generator keeps in flight", Destination: &cfg.Window},
+			&cli.StringFlag{Name: "variants", Value: "limit,raw-sync,switchyard,python", Usage: "comma-separated variant kinds to measure", Destination: &variants},
+			&cli.IntFlag{Name: "concurrency", Value: bench.DefaultConcurrency, Usage: "messages the raw-sync and Python processors handle at once; the switchyard row the round trip and targets use", Destination: &cfg.Concurrency},
+			&cli.StringFlag{Name: "switchyard-concurrency", Usage: "comma-separated router concurrencies, one switchyard row each (default: 1 and --concurrency)", Destination: &syConc},
+			&cli.IntFlag{Name: "limit-window", Value: bench.DefaultLimitWindow, Usage: "inputs the limit loop holds unconfirmed", Destination: &cfg.LimitWindow},
+			&cli.IntFlag{Name: "outstanding", Value: bench.DefaultWindow, Usage: "requests the load generator keeps in flight (the Python row at most 256)", Destination: &cfg.Window},
 			&cli.IntFlag{Name: "message-size", Value: bench.DefaultMessageSize, Usage: "approximate request size in bytes", Destination: &cfg.MessageSize},
 			&cli.IntFlag{Name: "round-trips", Value: bench.DefaultRoundTrips, Usage: "sequential requests per variant; 0 skips the round trip", Destination: &cfg.RoundTrips},
 			&cli.DurationFlag{Name: "round-trip-time", Value: bench.DefaultRoundTripTime, Usage: "time cap of the round trip per variant; it stops early with fewer requests", Destination: &cfg.RoundTripLimit},
@@ -61,6 +72,8 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "python", EnvVars: []string{"SWITCHYARD_BENCH_PYTHON"}, Usage: "Python interpreter with trustgraph-base (scripts/python-env.sh prints it); empty skips the Python variant", Destination: &cfg.Python, Category: "Processors"},
 			&cli.StringFlag{Name: "python-script", Value: filepath.Join("bench", "tg_processor.py"), Usage: "the Python processor script", Destination: &pyScript, Category: "Processors"},
 			&cli.BoolFlag{Name: "no-python", Usage: "skip the Python variant", Destination: &noPython, Category: "Processors"},
+			&cli.StringFlag{Name: "pulsar-perf", Usage: "bin/pulsar-perf of a Pulsar distribution, run for produce and consume figures on Pulsar; empty skips it", Destination: &cfg.PulsarPerf, Category: "Processors"},
+			&cli.DurationFlag{Name: "pulsar-perf-time", Value: bench.DefaultPulsarPerf, Usage: "how long each of pulsar-perf produce and consume runs", Destination: &cfg.PulsarPerfTime, Category: "Processors"},
 			&cli.StringFlag{Name: "echo-llm", Usage: "echo-llm binary for the footprint measurement (default: next to this binary)", Destination: &cfg.EchoLLM, Category: "Processors"},
 			&cli.BoolFlag{Name: "no-footprint", Usage: "skip the footprint measurement", Destination: &noFootprt, Category: "Processors"},
 			&cli.IntFlag{Name: "ready-runs", Value: bench.DefaultReadyRuns, Usage: "processor starts timed per backend", Destination: &cfg.ReadyRuns, Category: "Processors"},
@@ -81,6 +94,29 @@ func benchCommand() *cli.Command {
 			}
 			if len(cfg.Backends) == 0 {
 				return processor.Usagef("--backends lists no backend")
+			}
+			for _, v := range strings.Split(variants, ",") {
+				if v = strings.TrimSpace(v); v != "" {
+					cfg.Variants = append(cfg.Variants, v)
+				}
+			}
+			if len(cfg.Variants) == 0 {
+				return processor.Usagef("--variants lists no variant")
+			}
+			for _, f := range strings.Split(syConc, ",") {
+				if f = strings.TrimSpace(f); f == "" {
+					continue
+				}
+				n, err := strconv.Atoi(f)
+				if err != nil {
+					return processor.Usagef("--switchyard-concurrency: %q is not a number", f)
+				}
+				cfg.SwitchyardConcurrency = append(cfg.SwitchyardConcurrency, n)
+			}
+			if cfg.PulsarPerf != "" {
+				if _, err := os.Stat(cfg.PulsarPerf); err != nil {
+					return processor.Usagef("--pulsar-perf: %v", err)
+				}
 			}
 			if mqttPort < 1 || mqttPort > 65535 {
 				return processor.Usagef("--mqtt-port must be between 1 and 65535, got %d", mqttPort)
