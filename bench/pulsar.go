@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/backend"
 	"github.com/switchyard-go/switchyard/middleware"
+	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/schema"
 )
 
@@ -29,9 +30,57 @@ type pulsarHarness struct {
 	token  string
 	logger watermill.LoggerAdapter
 	python pythonSettings
+
+	mu    sync.Mutex
+	specs []runSpec // runs whose processor leaves its subscriptions
 }
 
-func (h *pulsarHarness) close() error { return nil }
+// close drops the subscriptions that the processors of its runs leave on
+// the broker (a router never unsubscribes, nor does the Python processor),
+// so that the broker deletes the topics and what they stored: at tens of
+// thousands of messages a second a run writes gigabytes, and a topic with a
+// subscription keeps its current ledger however long it is idle. The limit
+// and raw-sync loops and the load client drop their own.
+func (h *pulsarHarness) close() error {
+	h.mu.Lock()
+	specs := h.specs
+	h.specs = nil
+	h.mu.Unlock()
+	if len(specs) == 0 {
+		return nil
+	}
+	c, err := h.client()
+	if err != nil {
+		return fmt.Errorf("dropping the benchmark subscriptions: %w", err)
+	}
+	defer c.Close()
+	for _, s := range specs {
+		for _, sub := range []struct {
+			topic schema.Topic
+			name  string
+		}{{s.in, s.name}, {router.PoisonTopic(s.in), router.PoisonSubscription}} {
+			if err := pulsarUnsubscribe(c, pulsarTopic(sub.topic), sub.name); err != nil {
+				return fmt.Errorf("dropping the subscription %s of %s: %w", sub.name, pulsarTopic(sub.topic), err)
+			}
+		}
+	}
+	return nil
+}
+
+// pulsarUnsubscribe removes subscription from topic.
+func pulsarUnsubscribe(c pulsar.Client, topic, subscription string) error {
+	consumer, err := c.Subscribe(pulsar.ConsumerOptions{
+		Topic:             topic,
+		SubscriptionName:  subscription,
+		Type:              pulsar.Shared,
+		ReceiverQueueSize: 1,
+	})
+	if err != nil {
+		return err
+	}
+	defer consumer.Close()
+	return consumer.Unsubscribe()
+}
 
 // pulsarTopic is the Pulsar topic of a queue.
 func pulsarTopic(t schema.Topic) string {
@@ -56,6 +105,11 @@ func (h *pulsarHarness) client() (pulsar.Client, error) {
 }
 
 func (h *pulsarHarness) newLoad(_ context.Context, spec runSpec, fn responseFunc) (loadClient, error) {
+	if spec.variant != VariantLimit && spec.variant != VariantRawSync {
+		h.mu.Lock()
+		h.specs = append(h.specs, spec)
+		h.mu.Unlock()
+	}
 	c, err := h.client()
 	if err != nil {
 		return nil, err

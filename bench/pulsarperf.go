@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -52,11 +51,11 @@ func (e *engine) pulsarPerf(ctx context.Context) []ToolRun {
 		return runs
 	}
 	h := &pulsarHarness{url: e.cfg.PulsarURL, token: e.cfg.PulsarToken}
-	if err := pulsarSubscription(h, topic, false); err != nil {
+	if err := pulsarPerfSubscribe(h, topic); err != nil {
 		return fail(fmt.Errorf("creating the subscription: %w", err))
 	}
 	defer func() {
-		if err := pulsarSubscription(h, topic, true); err != nil {
+		if err := pulsarPerfUnsubscribe(h, topic); err != nil {
 			e.progressf("pulsar-perf: dropping the subscription of %s: %v", topic, err)
 		}
 	}()
@@ -179,10 +178,10 @@ func lastLines(out []byte, n int) string {
 	return oneLine(strings.Join(lines, " | "))
 }
 
-// pulsarSubscription creates the durable subscription of the pulsar-perf
-// topic (subscribe, then close), or with drop removes it (unsubscribe), so
-// that the broker can delete the topic and its backlog.
-func pulsarSubscription(h *pulsarHarness, topic string, drop bool) error {
+// pulsarPerfSubscribe creates the durable subscription pulsar-perf
+// consume reads (subscribe, then close), so that the produce run's messages
+// stay as its backlog.
+func pulsarPerfSubscribe(h *pulsarHarness, topic string) error {
 	c, err := h.client()
 	if err != nil {
 		return err
@@ -198,11 +197,17 @@ func pulsarSubscription(h *pulsarHarness, topic string, drop bool) error {
 	if err != nil {
 		return err
 	}
-	defer consumer.Close()
-	if drop {
-		if err := consumer.Unsubscribe(); err != nil {
-			return errors.Join(errors.New("unsubscribing"), err)
-		}
-	}
+	consumer.Close()
 	return nil
+}
+
+// pulsarPerfUnsubscribe drops that subscription, so that the broker deletes
+// the topic and its backlog.
+func pulsarPerfUnsubscribe(h *pulsarHarness, topic string) error {
+	c, err := h.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return pulsarUnsubscribe(c, topic, pulsarPerfSubscription)
 }
