@@ -7,7 +7,7 @@
 # bench/results.json), and at the end stops only the brokers it started
 # itself.
 #
-#   scripts/bench.sh                       the full run (about 5 minutes plus broker start-up)
+#   scripts/bench.sh                       the full run (about 12 minutes plus broker start-up)
 #   scripts/bench.sh --duration 4s --rounds 1 --round-trip-time 2s    a quick smoke run
 #
 # Arguments are passed on to `switchyard bench` (see `bin/switchyard bench --help`).
