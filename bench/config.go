@@ -188,7 +188,7 @@ const (
 	DefaultWarmup        = 2 * time.Second
 	DefaultRounds        = 4
 	DefaultConcurrency   = 8
-	DefaultLimitWindow   = 256
+	DefaultLimitWindow   = 1024
 	DefaultWindow        = 4096
 	DefaultPulsarPerf    = 10 * time.Second
 	DefaultMessageSize   = 1024
