@@ -134,7 +134,8 @@ func TestRuntimeFollowsTheConfiguration(t *testing.T) {
 // cleanly when asked.
 func TestRuntimeRetriesUntilTheServiceAnswers(t *testing.T) {
 	b := backend.NewMemory(nil)
-	defer b.Close()
+	// Closed after the config service the test starts has stopped.
+	t.Cleanup(func() { _ = b.Close() })
 	rt, err := flow.New(flow.Config{ID: "tc", Timeout: 100 * time.Millisecond, RetryInterval: 50 * time.Millisecond}, b, nil,
 		flow.Handle("request", "response", completion))
 	if err != nil {

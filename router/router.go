@@ -335,9 +335,17 @@ func (r *Router) Run(ctx context.Context) error {
 	stopCtx, stopInFlight := context.WithCancel(context.Background())
 	defer stopInFlight()
 	var gates []*gateSubscriber
+	var pipelines []*pipeline
+	ended := make(chan string, len(handlers))
+	closeGrace := stopGrace
 	defer func() {
 		for _, g := range gates {
 			if err := g.closeUpstream(); err != nil {
+				r.logger.Error("Closing subscriber failed", err, nil)
+			}
+		}
+		for _, p := range pipelines {
+			if err := p.close(closeGrace); err != nil {
 				r.logger.Error("Closing subscriber failed", err, nil)
 			}
 		}
@@ -386,20 +394,33 @@ func (r *Router) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("handler %q: subscribing to %s: %w", h.name, h.in, err)
 		}
-		flusher, _ := shared.(middleware.BatchFlusher)
-		gate := newGateSubscriber(sub, window, flusher)
-		gates = append(gates, gate)
-		if init, ok := sub.(message.SubscribeInitializer); ok {
-			if err := init.SubscribeInitialize(h.in.String()); err != nil {
-				return fmt.Errorf("handler %q: initializing subscription on %s: %w", h.name, h.in, err)
+		call := func(msg *message.Message) error {
+			_, err := fn(msg)
+			return err
+		}
+		if window > 1 {
+			flusher, _ := shared.(middleware.BatchFlusher)
+			p := newPipeline(pipelineConfig{
+				name: h.name, topic: h.in.String(), upstream: sub, fn: call,
+				concurrency: h.opts.concurrency, window: window, flusher: flusher,
+				logger: r.logger, ended: ended,
+			})
+			pipelines = append(pipelines, p)
+			if err := initialize(sub, h); err != nil {
+				return err
 			}
+			if err := p.start(); err != nil {
+				return fmt.Errorf("handler %q: subscribing to %s: %w", h.name, h.in, err)
+			}
+			continue
+		}
+		gate := newGateSubscriber(sub)
+		gates = append(gates, gate)
+		if err := initialize(sub, h); err != nil {
+			return err
 		}
 		for i := 0; i < h.opts.concurrency; i++ {
-			slot := fmt.Sprintf("%s#%d", h.name, i)
-			wm.AddConsumerHandler(slot, h.in.String(), gate, func(msg *message.Message) error {
-				_, err := fn(msg)
-				return err
-			})
+			wm.AddConsumerHandler(fmt.Sprintf("%s#%d", h.name, i), h.in.String(), gate, call)
 		}
 	}
 
@@ -434,11 +455,16 @@ func (r *Router) Run(ctx context.Context) error {
 			return fmt.Errorf("router: %w", err)
 		}
 		return errors.New("router: every subscription ended unexpectedly")
+	case name := <-ended:
+		return fmt.Errorf("router: the subscription of handler %q ended unexpectedly", name)
 	}
 	start := time.Now()
 	close(drain)
 	for _, g := range gates {
 		g.stopTaking()
+	}
+	for _, p := range pipelines {
+		p.stopTaking()
 	}
 	var drainErr error
 	if !waitIdle(handlers, r.cfg.DrainTimeout) {
@@ -447,10 +473,11 @@ func (r *Router) Run(ctx context.Context) error {
 			"in_flight": n, "drain_timeout": r.cfg.DrainTimeout.String(),
 		})
 		stopInFlight()
-		for _, g := range gates {
-			g.abandonPending()
+		for _, p := range pipelines {
+			p.abandonPending()
 		}
 		if !waitIdle(handlers, stopGrace) {
+			closeGrace = 0
 			drainErr = fmt.Errorf("router: %d messages still in flight %s after the drain timeout of %s; their handlers ignore cancellation", inFlight(handlers), stopGrace, r.cfg.DrainTimeout)
 		}
 	}
@@ -520,6 +547,16 @@ func waitIdle(hs []*registration, d time.Duration) bool {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return true
+}
+
+// initialize creates the subscription of h on the broker when sub can.
+func initialize(sub message.Subscriber, h *registration) error {
+	if init, ok := sub.(message.SubscribeInitializer); ok {
+		if err := init.SubscribeInitialize(h.in.String()); err != nil {
+			return fmt.Errorf("handler %q: initializing subscription on %s: %w", h.name, h.in, err)
+		}
+	}
+	return nil
 }
 
 // pipelined reports whether h's outputs are sent without waiting for the
