@@ -10,6 +10,9 @@
 // next input meanwhile, and each input is acked only once its outputs are
 // confirmed, so a processor at concurrency 1 runs at the broker's pace
 // rather than one round trip per message, without weakening at-least-once.
+// A pipelined handler runs on workers of the router's own (as many as its
+// concurrency) that read the backend subscription and call the watermill
+// middleware chain directly; the others run on a watermill message.Router.
 //
 // It imports no broker client and no command-line library. Package backend
 // builds a Backend from configuration (Pulsar, MQTT, RabbitMQ, Kafka or in
