@@ -495,3 +495,34 @@ func TestPipelinedStreamFinalOutputFailureAnswersWithAnError(t *testing.T) {
 		t.Fatalf("stats %+v after %d calls, want one error answered, no redelivery", st, calls.Load())
 	}
 }
+
+// When the backend subscription of a pipelined handler ends by itself (the
+// backend closed underneath the router), Run stops with an error that
+// names the handler instead of waiting for a stop that nothing will send.
+func TestPipelinedSubscriptionEndingStopsRun(t *testing.T) {
+	b := backend.NewMemory(nil)
+	r, err := router.New(router.Config{ID: "test"}, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := router.Handle(r, "echo", inQ, outQ, echoAsk); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Handlers()[0].Pipelined {
+		t.Fatal("the handler is not pipelined on the memory backend")
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	<-r.Running()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), `handler "echo"`) || !strings.Contains(err.Error(), "ended unexpectedly") {
+			t.Fatalf("Run returned %v, want the end of handler \"echo\"'s subscription", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still running 10s after its subscription ended")
+	}
+}
