@@ -343,6 +343,18 @@ func (b *Broker) DataDir() string { return b.dataDir }
 // It is idempotent.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		// The server's own Close lists a listener's clients holding the
+		// client table's read lock twice, which deadlocks with a client
+		// that detaches at that moment (it waits for the write lock in
+		// between). So the listener stops accepting first, without that
+		// listing, and the clients are disconnected from a copy of the
+		// table; the server's Close then finds the listener closed.
+		b.listener.Close(func(string) {})
+		for _, cl := range b.server.Clients.GetAll() {
+			if cl.Net.Listener == b.listener.ID() && !cl.Closed() {
+				_ = b.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
 		b.closeErr = b.server.Close()
 		if b.unlock != nil {
 			b.unlock()
