@@ -39,26 +39,10 @@ func (h *mqttHarness) newLimit(spec runSpec) (processor, error) {
 		window:  newSlots(spec.window),
 		done:    make(chan struct{}),
 	}
-	pub, err := h.connect(spec.name+"-pub", true, nil)
-	if err != nil {
+	var err error
+	if p.pub, p.sub, err = h.connectProcessor(spec.name, p.in, p.done); err != nil {
 		return nil, err
 	}
-	p.pub = pub
-	sub, err := h.connect(spec.name+"-sub", false, func(o *mqtt.ClientOptions) {
-		o.SetAutoAckDisabled(true)
-		o.SetOrderMatters(true)
-		o.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
-			select {
-			case p.in <- m:
-			case <-p.done:
-			}
-		})
-	})
-	if err != nil {
-		pub.Disconnect(250)
-		return nil, err
-	}
-	p.sub = sub
 	p.acker.Add(1)
 	go func() {
 		defer p.acker.Done()
@@ -69,7 +53,7 @@ func (h *mqttHarness) newLimit(spec runSpec) (processor, error) {
 		defer p.worker.Done()
 		p.work(mqttTopic(spec.out), byte(spec.out.QoS), h.logger)
 	}()
-	if err := subscribe(sub, "$share/"+spec.name+"/"+mqttTopic(spec.in), byte(spec.in.QoS)); err != nil {
+	if err := subscribe(p.sub, "$share/"+spec.name+"/"+mqttTopic(spec.in), byte(spec.in.QoS)); err != nil {
 		_ = p.Stop()
 		return nil, err
 	}

@@ -69,6 +69,31 @@ func (h *mqttHarness) connect(clientID string, clean bool, configure func(*mqtt.
 	return c, nil
 }
 
+// connectProcessor connects a raw processor: a clean publishing client and
+// a persistent session with manual acks whose messages go to in, in order,
+// until done is closed.
+func (h *mqttHarness) connectProcessor(name string, in chan<- mqtt.Message, done <-chan struct{}) (pub, sub mqtt.Client, err error) {
+	pub, err = h.connect(name+"-pub", true, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	sub, err = h.connect(name+"-sub", false, func(o *mqtt.ClientOptions) {
+		o.SetAutoAckDisabled(true)
+		o.SetOrderMatters(true)
+		o.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
+			select {
+			case in <- m:
+			case <-done:
+			}
+		})
+	})
+	if err != nil {
+		pub.Disconnect(250)
+		return nil, nil, err
+	}
+	return pub, sub, nil
+}
+
 func subscribe(c mqtt.Client, filter string, qos byte) error {
 	tok := c.Subscribe(filter, qos, nil)
 	if !tok.WaitTimeout(mqttTimeout) {
@@ -190,26 +215,10 @@ type mqttRaw struct {
 
 func (h *mqttHarness) newRaw(spec runSpec) (processor, error) {
 	p := &mqttRaw{in: make(chan mqtt.Message, 1024), done: make(chan struct{})}
-	pub, err := h.connect(spec.name+"-pub", true, nil)
-	if err != nil {
+	var err error
+	if p.pub, p.sub, err = h.connectProcessor(spec.name, p.in, p.done); err != nil {
 		return nil, err
 	}
-	p.pub = pub
-	sub, err := h.connect(spec.name+"-sub", false, func(o *mqtt.ClientOptions) {
-		o.SetAutoAckDisabled(true)
-		o.SetOrderMatters(true)
-		o.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
-			select {
-			case p.in <- m:
-			case <-p.done:
-			}
-		})
-	})
-	if err != nil {
-		pub.Disconnect(250)
-		return nil, err
-	}
-	p.sub = sub
 	outTopic, outQoS := mqttTopic(spec.out), byte(spec.out.QoS)
 	for i := 0; i < spec.concurrency; i++ {
 		p.wg.Add(1)
@@ -245,7 +254,7 @@ func (h *mqttHarness) newRaw(spec runSpec) (processor, error) {
 			}
 		}()
 	}
-	if err := subscribe(sub, "$share/"+spec.name+"/"+mqttTopic(spec.in), byte(spec.in.QoS)); err != nil {
+	if err := subscribe(p.sub, "$share/"+spec.name+"/"+mqttTopic(spec.in), byte(spec.in.QoS)); err != nil {
 		_ = p.Stop()
 		return nil, err
 	}
