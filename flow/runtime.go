@@ -237,8 +237,12 @@ func (rt *Runtime) Run(ctx context.Context) error {
 			return rt.stopAll()
 		case push, ok := <-pushes:
 			if !ok {
-				rt.stopAll()
-				return errors.New("flow: the configuration push subscription ended")
+				stopErr := rt.stopAll()
+				if ctx.Err() != nil {
+					// The subscription ended because ctx did: a normal stop.
+					return stopErr
+				}
+				return errors.Join(errors.New("flow: the configuration push subscription ended"), stopErr)
 			}
 			rt.onPush(ctx, svc, push)
 		}

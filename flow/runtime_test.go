@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/switchyard-go/switchyard/backend"
 	"github.com/switchyard-go/switchyard/flow"
 	"github.com/switchyard-go/switchyard/internal/flowtest"
@@ -124,8 +126,13 @@ func TestRuntimeFollowsTheConfiguration(t *testing.T) {
 				t.Fatalf("f2 answered %q, %v after its model changed", got, err)
 			}
 		}
-		if v := rt.Version(); v != svc.Version() {
-			t.Fatalf("runtime at version %d, service at %d", v, svc.Version())
+		// The version is recorded once the whole push is applied, which
+		// can be just after the restarted flow has answered.
+		for deadline := time.Now().Add(10 * time.Second); rt.Version() != svc.Version(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("runtime at version %d, service at %d", rt.Version(), svc.Version())
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	})
 }
@@ -163,5 +170,65 @@ func TestRuntimeRetriesUntilTheServiceAnswers(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// stallingService answers the startup fetch and then holds every request
+// until its context ends.
+type stallingService struct{ stalled chan struct{} }
+
+func (s *stallingService) Request(ctx context.Context, req *schema.ConfigRequest) (*schema.ConfigResponse, error) {
+	if req.Operation == "getkeys-all-ws" {
+		return &schema.ConfigResponse{Version: 1}, nil
+	}
+	select {
+	case s.stalled <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	// Long enough for the push subscription to end with the same context.
+	time.Sleep(20 * time.Millisecond)
+	return nil, ctx.Err()
+}
+
+// Cancelling Run is a normal stop, even when the runtime is applying a push
+// at that moment and then finds the push subscription, which ends with the
+// same context, closed as well as the context done.
+func TestRuntimeStopsCleanlyWhenCancelledDuringAPush(t *testing.T) {
+	b := backend.NewMemory(nil)
+	t.Cleanup(func() { _ = b.Close() })
+	payload, err := schema.Marshal(&schema.ConfigPush{Version: 2, Changes: map[string][]string{"processor:tc": {"w"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		svc := &stallingService{stalled: make(chan struct{}, 1)}
+		rt, err := flow.New(flow.Config{ID: "tc", Service: svc, Timeout: time.Minute}, b, nil,
+			flow.Handle("request", "response", completion))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- rt.Run(ctx) }()
+		select {
+		case <-rt.Ready():
+		case err := <-done:
+			t.Fatalf("run %d stopped before it was ready: %v", i, err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("run %d not ready within 10s", i)
+		}
+		if err := b.Publisher().Publish(schema.ConfigPushQueue.String(), message.NewMessage(watermill.NewUUID(), payload)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-svc.stalled:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("run %d did not apply the push", i)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("run %d: cancelling returned %v", i, err)
+		}
 	}
 }
