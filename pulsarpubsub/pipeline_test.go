@@ -443,6 +443,53 @@ func TestAckWindowKeepsOrder(t *testing.T) {
 	expectNothing(t, ch, time.Second)
 }
 
+// A message held without an ack does not hold back the others: those
+// acked after it reach the broker, their contexts end and their slots are
+// given back, so the window keeps handing out messages.
+func TestAckWindowHeldMessageDoesNotBlockTheOthers(t *testing.T) {
+	t.Parallel()
+	queue := uniqueQueue("q1")
+	// One message per entry: a batch is acked on the broker only as a whole.
+	pub := newPublisher(t, pulsarpubsub.PublisherConfig{DisableBatching: true})
+	name := "held-" + watermill.NewShortUUID()
+	sub := newSubscriber(t, pulsarpubsub.SubscriberConfig{SubscriptionName: name, AckWindow: 8})
+	ch := subscribe(t, sub, queue)
+	sent := newMessages(15, "h")
+	publish(t, pub, queue, sent...)
+
+	first := receiveN(t, ch, 8, wait)
+	checkOrder(t, first, sent[:8])
+	held := first[0]
+	for _, m := range first[1:] {
+		m.Ack()
+	}
+	for _, m := range first[1:] {
+		waitDone(t, m)
+	}
+	rest := receiveN(t, ch, 7, wait)
+	checkOrder(t, rest, sent[8:])
+	for _, m := range rest {
+		m.Ack()
+	}
+	if err := held.Context().Err(); err != nil {
+		t.Fatalf("context of the held message ended before its ack: %v", err)
+	}
+
+	// Everything but the held message was acked on the broker: closing
+	// brings back only that one.
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := newSubscriber(t, pulsarpubsub.SubscriberConfig{SubscriptionName: name, AckWindow: 8})
+	ch2 := subscribe(t, again, queue)
+	m := receive(t, ch2, wait)
+	if m.UUID != held.UUID {
+		t.Fatalf("got %s again, want only the held message %s", m.UUID, held.UUID)
+	}
+	m.Ack()
+	expectNothing(t, ch2, 2*time.Second)
+}
+
 // Ending the Subscribe context nacks the messages of the window that were
 // not acked; they come again on the next Subscribe.
 func TestAckWindowContextEndNacksOutstanding(t *testing.T) {

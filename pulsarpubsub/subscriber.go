@@ -363,17 +363,25 @@ func (s *Subscriber) consume(ctx context.Context, h *consumerHandle, out chan<- 
 	}
 }
 
-// consumeWindow is consume for AckWindow > 1. Every message handed out is
-// settled (its ack or nack passed to the broker) by a goroutine of its own,
-// so acks and nacks take effect in the order they come; a slot of the
-// window is taken before the next message is received from the consumer and
-// given back once its message is settled. When ctx ends or the subscriber
-// closes, the settling goroutines nack what is not acked, and consumeWindow
-// returns after all of them, so the consumer is not closed before.
+// consumeWindow is consume for AckWindow > 1. A slot of the window is
+// taken before the next message is received from the consumer; the
+// message handed out joins the window's queue, whose settler (see
+// settleWindow) passes its ack or nack on to the broker, ends its context
+// and gives the slot back. When ctx ends or the subscriber closes, the
+// settler nacks what is not acked, and consumeWindow returns after it, so
+// the consumer is not closed before.
 func (s *Subscriber) consumeWindow(ctx context.Context, h *consumerHandle, out chan<- *message.Message, logger watermill.LoggerAdapter) {
-	var settling sync.WaitGroup
-	defer settling.Wait()
 	slots := make(chan struct{}, s.cfg.AckWindow)
+	q := newWindowQueue(s.cfg.AckWindow)
+	settled := make(chan struct{})
+	go func() {
+		defer close(settled)
+		s.settleWindow(ctx, h, q, slots, logger)
+	}()
+	defer func() {
+		q.close()
+		<-settled
+	}()
 	in := h.consumer.Chan()
 	for {
 		select {
@@ -392,13 +400,7 @@ func (s *Subscriber) consumeWindow(ctx context.Context, h *consumerHandle, out c
 			cancel()
 			return
 		}
-		settling.Add(1)
-		go func() {
-			defer settling.Done()
-			s.settle(ctx, h, r, msg, logger)
-			cancel()
-			<-slots
-		}()
+		q.push(handedOut{r: r, msg: msg, cancel: cancel})
 	}
 }
 
