@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/middleware"
+	"github.com/switchyard-go/switchyard/pulsarpubsub"
 	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/schema"
 )
@@ -49,8 +50,15 @@ func TestContractPipelinedAtConcurrencyOne(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info := r.Handlers()[0]; !info.Pipelined || info.MaxInFlight != router.DefaultMaxInFlight {
-			t.Fatalf("handler %+v, want pipelined with %d in flight", info, router.DefaultMaxInFlight)
+		window := router.DefaultMaxInFlight
+		if d, ok := e.b.(router.InFlightDefaulter); ok {
+			window = d.DefaultMaxInFlight()
+		}
+		if e.target.name == "pulsar" && window != pulsarpubsub.DefaultReceiverQueueSize {
+			t.Fatalf("pulsar suggests %d in flight, want its receiver queue size %d", window, pulsarpubsub.DefaultReceiverQueueSize)
+		}
+		if info := r.Handlers()[0]; !info.Pipelined || info.MaxInFlight != window {
+			t.Fatalf("handler %+v, want pipelined with %d in flight", info, window)
 		}
 		replies := e.listen(out)
 		e.run(r)

@@ -144,6 +144,17 @@ func (b *pulsarBackend) subscriber(name string, typ pulsarpubsub.SubscriptionTyp
 // connected.
 func (b *pulsarBackend) Health() error { return b.health.Health() }
 
+// DefaultMaxInFlight is the receiver queue size: each consumer holds that
+// many messages fetched ahead anyway, and a shallower window makes a
+// pipelined handler wait for the confirmation of its outputs (about 15%
+// fewer messages a second at concurrency 1 with 256 against 1024).
+func (b *pulsarBackend) DefaultMaxInFlight() int {
+	if b.settings.ReceiverQueueSize > 0 {
+		return b.settings.ReceiverQueueSize
+	}
+	return pulsarpubsub.DefaultReceiverQueueSize
+}
+
 func (b *pulsarBackend) Close() error {
 	b.closeOnce.Do(func() {
 		b.closeErr = b.pub.Close()

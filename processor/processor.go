@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/backend"
 	"github.com/switchyard-go/switchyard/flow"
+	"github.com/switchyard-go/switchyard/pulsarpubsub"
 	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/schema"
 )
@@ -91,7 +92,7 @@ func Flags(cfg *Config) []cli.Flag {
 		LogLevelFlag(&cfg.LogLevel),
 		&cli.IntFlag{Name: "concurrency", EnvVars: []string{"CONCURRENCY"}, Value: router.DefaultConcurrency, Destination: &cfg.Router.Concurrency,
 			Usage: "messages each handler handles at once; no more are taken from the broker while all slots are busy"},
-		&cli.IntFlag{Name: "max-in-flight", EnvVars: []string{"MAX_IN_FLIGHT"}, Destination: &cfg.Router.MaxInFlight, DefaultText: fmt.Sprintf("%d, at least --concurrency", router.DefaultMaxInFlight),
+		&cli.IntFlag{Name: "max-in-flight", EnvVars: []string{"MAX_IN_FLIGHT"}, Destination: &cfg.Router.MaxInFlight, DefaultText: fmt.Sprintf("%d; on Pulsar --pulsar-receiver-queue-size (%d); at least --concurrency", router.DefaultMaxInFlight, pulsarpubsub.DefaultReceiverQueueSize),
 			Usage: "inputs of each handler taken and not yet acked: outputs are sent without waiting for the broker and each input is acked once its outputs are confirmed; set it to --concurrency to confirm every output before the next input"},
 		&cli.DurationFlag{Name: "drain-timeout", EnvVars: []string{"DRAIN_TIMEOUT"}, Value: router.DefaultDrainTimeout, Destination: &cfg.Router.DrainTimeout,
 			Usage: "on SIGINT/SIGTERM, how long in-flight messages may take to finish"},

@@ -54,3 +54,12 @@ type Backend interface {
 type HealthChecker interface {
 	Health() error
 }
+
+// InFlightDefaulter is implemented by backends whose consumers fetch
+// messages ahead by themselves. DefaultMaxInFlight is the Config.MaxInFlight
+// a router on such a backend uses when none is set: a window as deep as
+// what each consumer already holds, so that the window, not the consumer,
+// is never what makes a pipelined handler wait.
+type InFlightDefaulter interface {
+	DefaultMaxInFlight() int
+}

@@ -20,7 +20,9 @@ type Config struct {
 	// outputs are confirmed, so the next input is handled meanwhile; at
 	// Concurrency (e.g. 1 and 1) every output is confirmed before the
 	// handler's slot takes the next input. Backends whose publisher cannot
-	// send asynchronously always work the second way.
+	// send asynchronously always work the second way. Default
+	// DefaultMaxInFlight, or what the backend suggests (InFlightDefaulter),
+	// and at least Concurrency.
 	MaxInFlight int
 	// DrainTimeout bounds how long a stopping router waits for in-flight
 	// messages to finish.

@@ -406,6 +406,50 @@ func TestMaxInFlightBelowConcurrencyIsRefused(t *testing.T) {
 	}
 }
 
+// prefetchingBackend is a memory backend whose consumers, like Pulsar's,
+// fetch messages ahead by themselves.
+type prefetchingBackend struct{ router.Backend }
+
+func (prefetchingBackend) DefaultMaxInFlight() int { return 1000 }
+
+// A backend's suggested window is the default; a configured one, or a
+// larger concurrency, wins over it.
+func TestMaxInFlightDefaultsToTheBackendsSuggestion(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  router.Config
+		want int
+	}{
+		{router.Config{}, 1000},
+		{router.Config{MaxInFlight: 300}, 300},
+		{router.Config{Concurrency: 2000}, 2000},
+	} {
+		b := backend.NewMemory(nil)
+		t.Cleanup(func() { _ = b.Close() })
+		tc.cfg.ID = "x"
+		r, err := router.New(tc.cfg, prefetchingBackend{b}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := router.Handle(r, "h", inQ, outQ, echoAsk); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Handlers()[0].MaxInFlight; got != tc.want {
+			t.Errorf("%+v: max in flight %d, want %d", tc.cfg, got, tc.want)
+		}
+	}
+	// Without a suggestion the router's own default applies.
+	r, err := router.New(router.Config{ID: "x"}, backend.NewMemory(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := router.Handle(r, "h", inQ, outQ, echoAsk); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Handlers()[0].MaxInFlight; got != router.DefaultMaxInFlight {
+		t.Errorf("memory backend: max in flight %d, want %d", got, router.DefaultMaxInFlight)
+	}
+}
+
 // A pipelined stream handler publishes its chunks one confirmed at a time
 // and hands its final output over without waiting: it takes its next input
 // while the broker confirms it, and the input is acked on that receipt.

@@ -74,10 +74,13 @@ func New(cfg Config, backend Backend, logger watermill.LoggerAdapter) (*Router, 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	cfg.SetDefaults()
 	if backend == nil {
 		return nil, errors.New("router: backend is required")
 	}
+	if d, ok := backend.(InFlightDefaulter); ok && cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = max(d.DefaultMaxInFlight(), cfg.Concurrency, 1)
+	}
+	cfg.SetDefaults()
 	if cfg.ID == "" {
 		return nil, errors.New("router: an id is required (it names the subscription)")
 	}
