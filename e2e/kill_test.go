@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/backend"
 	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/pulsarpubsub"
 	"github.com/switchyard-go/switchyard/router"
 	"github.com/switchyard-go/switchyard/schema"
 )
@@ -105,9 +106,9 @@ const (
 // TestKillProcessorMidStream kills echo-llm with SIGKILL while it works
 // through 10,000 requests on a persistent (flow) queue, at the default
 // concurrency of 1 and pipelined (outputs sent without waiting, inputs
-// acked on their confirmation: up to 256 inputs unacked), starts a fresh one
-// with the same id, and checks that every request is answered: nothing the
-// killed process held unacked may be lost. Responses may come twice (a
+// acked on their confirmation: up to 256 inputs unacked, 1000 on Pulsar),
+// starts a fresh one with the same id, and checks that every request is
+// answered: nothing the killed process held unacked may be lost. Responses may come twice (a
 // request handled but not yet acked when the process died): at-least-once.
 // The duplicates are logged per backend.
 func TestKillProcessorMidStream(t *testing.T) {
@@ -187,9 +188,14 @@ func killMidStream(t *testing.T, flags []string, cfg backend.Config) {
 	first := start(t, nil, "echo-llm", procFlags...)
 	first.waitFor("msg=ready", 60*time.Second)
 	// The processor runs pipelined (the default): killed, it holds inputs
-	// whose outputs were sent but not yet confirmed.
-	if !strings.Contains(first.log(), "pipelined, 256 in flight") {
-		t.Fatalf("echo-llm does not run pipelined:\n%s", first.log())
+	// whose outputs were sent but not yet confirmed. Its default window is
+	// 256, and the receiver queue (1000) on Pulsar.
+	window := router.DefaultMaxInFlight
+	if cfg.Name == backend.Pulsar {
+		window = pulsarpubsub.DefaultReceiverQueueSize
+	}
+	if want := fmt.Sprintf("pipelined, %d in flight", window); !strings.Contains(first.log(), want) {
+		t.Fatalf("echo-llm does not run pipelined (no %q in its log):\n%s", want, first.log())
 	}
 
 	prompts := make(map[string]string, killRequests)
