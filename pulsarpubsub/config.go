@@ -485,11 +485,17 @@ type SubscriberConfig struct {
 	// waits for the previous one's ack or nack, as watermill's Pub/Sub
 	// contract expects. A larger window lets a consumer take the next
 	// message while earlier ones are still being confirmed; acks and nacks
-	// may then come in any order and each is passed to the broker as it
-	// comes. When the Subscribe context ends or the subscriber closes,
-	// every message handed out and not yet acked is nacked (so it is
-	// delivered again), exactly as for window 1. Messages are handed out in
-	// the order the broker delivers them either way.
+	// may then come in any order and each is passed to the broker soon
+	// after it comes. With a window the channel Subscribe returns is
+	// buffered (up to 8 messages, counted in the window), so that the
+	// subscriber and a busy consumer each run for several messages at a
+	// time instead of waiting for each other on every one. When the
+	// Subscribe context ends or the subscriber closes, every message handed
+	// out and not yet acked is nacked (so it is delivered again), exactly as
+	// for window 1, and the messages still in the buffer are dropped from
+	// the channel before it closes (nacked too, so on a persistent topic
+	// they come again as a further delivery attempt). Messages are handed
+	// out in the order the broker delivers them either way.
 	AckWindow int
 }
 

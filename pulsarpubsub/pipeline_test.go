@@ -527,6 +527,49 @@ func TestAckWindowContextEndNacksOutstanding(t *testing.T) {
 	expectNothing(t, ch2, time.Second)
 }
 
+// With a window the Subscribe channel is buffered. When the context ends,
+// the messages waiting in the buffer are dropped from it before it closes,
+// and like those taken and not acked they are delivered again.
+func TestAckWindowContextEndDropsTheBuffer(t *testing.T) {
+	t.Parallel()
+	queue := uniqueQueue("q1")
+	pub := newPublisher(t, pulsarpubsub.PublisherConfig{DisableBatching: true})
+	sub := newSubscriber(t, pulsarpubsub.SubscriberConfig{AckWindow: 10})
+	if err := sub.SubscribeInitialize(queue); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := sub.Subscribe(ctx, queue)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	sent := newMessages(10, "b")
+	publish(t, pub, queue, sent...)
+	got := receiveN(t, ch, 2, wait)
+	checkOrder(t, got, sent[:2])
+	deadline := time.Now().Add(wait)
+	for len(ch) < 8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages in the buffer, want the other 8", len(ch))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	time.Sleep(time.Second)
+	for m := range ch {
+		t.Fatalf("%s taken from the buffer after the context ended", m.Payload)
+	}
+	ch2 := subscribe(t, sub, queue)
+	seen := map[string]bool{}
+	for len(seen) < len(sent) {
+		m := receive(t, ch2, wait)
+		m.Ack()
+		seen[m.UUID] = true
+	}
+	expectNothing(t, ch2, time.Second)
+}
+
 // BenchmarkPublishAsync publishes one message per iteration with
 // PublishAsync to one topic and waits for all confirmations at the end; its
 // allocations include the client library's.

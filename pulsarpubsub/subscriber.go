@@ -148,15 +148,42 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		s.wg.Done()
 		return nil, err
 	}
-	out := make(chan *message.Message)
+	out := make(chan *message.Message, s.handOutBuffer())
 	logger := s.logger.With(watermill.LogFields{"topic": name})
 	go func() {
 		defer s.wg.Done()
 		defer release()
-		defer close(out)
+		defer closeHandedOut(out)
 		s.consume(ctx, h, out, logger)
 	}()
 	return out, nil
+}
+
+// maxHandOutBuffer bounds the buffer of a Subscribe channel with an ack
+// window (see SubscriberConfig.AckWindow).
+const maxHandOutBuffer = 8
+
+// handOutBuffer is the capacity of a Subscribe channel: none with window 1,
+// so the next message is handed out only when taken, else up to
+// maxHandOutBuffer within the window.
+func (s *Subscriber) handOutBuffer() int {
+	if s.cfg.AckWindow <= 1 {
+		return 0
+	}
+	return min(s.cfg.AckWindow, maxHandOutBuffer)
+}
+
+// closeHandedOut drops what is left in the buffer of out, messages that
+// were nacked when the subscription ended and nobody took, and closes it.
+func closeHandedOut(out chan *message.Message) {
+	for {
+		select {
+		case <-out:
+		default:
+			close(out)
+			return
+		}
+	}
 }
 
 // SubscribeInitialize creates the subscription on topic, so that messages
