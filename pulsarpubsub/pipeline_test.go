@@ -497,15 +497,7 @@ func TestAckWindowContextEndNacksOutstanding(t *testing.T) {
 	queue := uniqueQueue("q1")
 	pub := newPublisher(t, pulsarpubsub.PublisherConfig{DisableBatching: true})
 	sub := newSubscriber(t, pulsarpubsub.SubscriberConfig{AckWindow: 10})
-	if err := sub.SubscribeInitialize(queue); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ch, err := sub.Subscribe(ctx, queue)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
+	ch, cancel := subscribeCancellable(t, sub, queue)
 	sent := newMessages(10, "x")
 	publish(t, pub, queue, sent...)
 	got := receiveN(t, ch, 10, wait)
@@ -535,15 +527,7 @@ func TestAckWindowContextEndDropsTheBuffer(t *testing.T) {
 	queue := uniqueQueue("q1")
 	pub := newPublisher(t, pulsarpubsub.PublisherConfig{DisableBatching: true})
 	sub := newSubscriber(t, pulsarpubsub.SubscriberConfig{AckWindow: 10})
-	if err := sub.SubscribeInitialize(queue); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ch, err := sub.Subscribe(ctx, queue)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
+	ch, cancel := subscribeCancellable(t, sub, queue)
 	sent := newMessages(10, "b")
 	publish(t, pub, queue, sent...)
 	got := receiveN(t, ch, 2, wait)
@@ -568,6 +552,23 @@ func TestAckWindowContextEndDropsTheBuffer(t *testing.T) {
 		seen[m.UUID] = true
 	}
 	expectNothing(t, ch2, time.Second)
+}
+
+// subscribeCancellable creates the subscription of sub on queue and
+// subscribes with a context that the returned function ends.
+func subscribeCancellable(t testing.TB, sub *pulsarpubsub.Subscriber, queue string) (<-chan *message.Message, context.CancelFunc) {
+	t.Helper()
+	if err := sub.SubscribeInitialize(queue); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := sub.Subscribe(ctx, queue)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(cancel)
+	return ch, cancel
 }
 
 // BenchmarkPublishAsync publishes one message per iteration with
