@@ -187,7 +187,8 @@ cmd_start() {
   if [ -f "$log_file" ] && [ "$(wc -c <"$log_file")" -gt 10485760 ]; then
     : >"$log_file"
   fi
-  "$bin" -c "$conf" -d >>"$log_file" 2>&1 || die "mosquitto failed to start: $(tail -n 3 "$log_file" | tr '\n' ' ')"
+  # 9>&-: the daemon must not inherit the lock (see lock).
+  "$bin" -c "$conf" -d >>"$log_file" 2>&1 9>&- || die "mosquitto failed to start: $(tail -n 3 "$log_file" | tr '\n' ' ')"
   local deadline=$((SECONDS + start_timeout))
   until port_open "$port" && port_open "$auth_port"; do
     if [ "$SECONDS" -ge "$deadline" ]; then
@@ -241,11 +242,21 @@ cmd_env() {
   printf 'export SWITCHYARD_MQTT_RESTART=%q\n' "$self restart"
 }
 
+# lock serializes start, stop and restart: tests that restart the broker
+# can run at the same time, and two restarts interleaved would start a
+# second broker while the first still holds the port, or lose the pid file.
+lock() {
+  mkdir -p "$run_dir"
+  exec 9>"$run_dir/lock"
+  flock 9
+}
+
 case "${1:-}" in
 install) cmd_install ;;
-start) cmd_start ;;
-stop) cmd_stop ;;
+start) lock; cmd_start ;;
+stop) lock; cmd_stop ;;
 restart)
+  lock
   cmd_stop
   cmd_start
   ;;
