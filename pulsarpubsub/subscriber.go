@@ -501,14 +501,20 @@ func (s *Subscriber) settle(ctx context.Context, h *consumerHandle, r redelivery
 	case <-ctx.Done():
 	case <-s.closing:
 	}
-	// An ack given before the end is kept, even when the end won the race.
+	s.settleAtEnd(h, r, msg, logger)
+	return false
+}
+
+// settleAtEnd settles msg, the message of r, when its subscription ends:
+// an ack given by then is kept, even when the end won the race; otherwise
+// r is nacked, with no delay on a non-persistent topic.
+func (s *Subscriber) settleAtEnd(h *consumerHandle, r redelivery, msg *message.Message, logger watermill.LoggerAdapter) {
 	select {
 	case <-msg.Acked():
 		s.ack(h, r, msg, logger)
 	default:
 		s.nack(h, r, 0, logger)
 	}
-	return false
 }
 
 // ack acknowledges r, whose message msg was acked, to the broker.

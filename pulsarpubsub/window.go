@@ -27,25 +27,40 @@ type handedOut struct {
 }
 
 // windowQueue holds the messages of an ack window in the order they were
-// handed out. consumeWindow appends, the settler removes.
+// handed out, in a ring as large as the window (a slot is taken before
+// each push and given back after the entry is removed, so it never holds
+// more). consumeWindow appends, the settler removes.
 type windowQueue struct {
 	mu      sync.Mutex
-	entries []handedOut
+	ring    []handedOut
+	head, n int           // the oldest entry's index and the number of entries
 	closed  bool          // no more appends
 	wake    chan struct{} // capacity 1: an append to a queue of at most one, or close
 }
 
 func newWindowQueue(capacity int) *windowQueue {
-	return &windowQueue{entries: make([]handedOut, 0, capacity), wake: make(chan struct{}, 1)}
+	return &windowQueue{ring: make([]handedOut, max(capacity, 1)), wake: make(chan struct{}, 1)}
 }
+
+// at returns the i-th oldest entry.
+func (q *windowQueue) at(i int) *handedOut { return &q.ring[(q.head+i)%len(q.ring)] }
 
 // push appends e. It wakes the settler when the queue held at most one
 // entry: the settler then either waits for an entry or waits for the oldest
 // one without sweeping, as there was nothing behind it.
 func (q *windowQueue) push(e handedOut) {
 	q.mu.Lock()
-	short := len(q.entries) <= 1
-	q.entries = append(q.entries, e)
+	if q.n == len(q.ring) {
+		// Not with slots taken as consumeWindow takes them; kept safe anyway.
+		grown := make([]handedOut, 2*len(q.ring))
+		for i := range q.n {
+			grown[i] = *q.at(i)
+		}
+		q.ring, q.head = grown, 0
+	}
+	short := q.n <= 1
+	*q.at(q.n) = e
+	q.n++
 	q.mu.Unlock()
 	if short {
 		q.signal()
@@ -72,21 +87,18 @@ func (q *windowQueue) signal() {
 func (q *windowQueue) front() (e handedOut, n int, done bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.entries) == 0 {
+	if q.n == 0 {
 		return handedOut{}, 0, q.closed
 	}
-	return q.entries[0], len(q.entries), false
+	return *q.at(0), q.n, false
 }
 
 // popFront removes the oldest entry.
 func (q *windowQueue) popFront() {
 	q.mu.Lock()
-	q.entries[0] = handedOut{}
-	q.entries = q.entries[1:]
-	if len(q.entries) == 0 {
-		// Start over at the beginning of the backing array.
-		q.entries = q.entries[:0:cap(q.entries)]
-	}
+	*q.at(0) = handedOut{}
+	q.head = (q.head + 1) % len(q.ring)
+	q.n--
 	q.mu.Unlock()
 }
 
@@ -96,28 +108,33 @@ func (q *windowQueue) removeSettled() []settledEntry {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var out []settledEntry
-	kept := 1
-	for i := 1; i < len(q.entries); i++ {
-		e := q.entries[i]
+	kept := min(q.n, 1)
+	for i := 1; i < q.n; i++ {
+		e := *q.at(i)
 		if acked, settled := outcome(e.msg); settled {
 			out = append(out, settledEntry{handedOut: e, acked: acked})
 			continue
 		}
-		q.entries[kept] = e
+		*q.at(kept) = e
 		kept++
 	}
-	clear(q.entries[kept:])
-	q.entries = q.entries[:kept]
+	for i := kept; i < q.n; i++ {
+		*q.at(i) = handedOut{}
+	}
+	q.n = kept
 	return out
 }
 
-// takeAll empties the queue and returns what it held.
+// takeAll empties the queue and returns what it held, oldest first.
 func (q *windowQueue) takeAll() []handedOut {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	out := append([]handedOut(nil), q.entries...)
-	clear(q.entries)
-	q.entries = q.entries[:0]
+	out := make([]handedOut, q.n)
+	for i := range out {
+		out[i] = *q.at(i)
+		*q.at(i) = handedOut{}
+	}
+	q.head, q.n = 0, 0
 	return out
 }
 
@@ -238,11 +255,7 @@ func (s *Subscriber) settleWindow(ctx context.Context, h *consumerHandle, q *win
 // non-persistent topic.
 func (s *Subscriber) endWindow(h *consumerHandle, q *windowQueue, slots <-chan struct{}, logger watermill.LoggerAdapter) {
 	for _, e := range q.takeAll() {
-		if acked, _ := outcome(e.msg); acked {
-			s.ack(h, e.r, e.msg, logger)
-		} else {
-			s.nack(h, e.r, 0, logger)
-		}
+		s.settleAtEnd(h, e.r, e.msg, logger)
 		e.cancel()
 		<-slots
 	}
