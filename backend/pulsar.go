@@ -87,7 +87,7 @@ func newPulsarBackend(_ context.Context, cfg Config, logger watermill.LoggerAdap
 	if err != nil {
 		return nil, fmt.Errorf("pulsar backend: %w", err)
 	}
-	pub, err := pulsarpubsub.NewPublisher(pulsarpubsub.PublisherConfig{Client: client}, logger)
+	pub, err := pulsarpubsub.NewPublisher(pulsarpubsub.PublisherConfig{Client: client, OmitUUID: true}, logger)
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("pulsar backend: %w", err)
@@ -209,6 +209,18 @@ func (s *pulsarSubscriber) Subscribe(ctx context.Context, topic string) (<-chan 
 		return nil, err
 	}
 	return sub.Subscribe(ctx, topic)
+}
+
+// Ready reports whether the Subscribe call whose channel is messages has
+// more messages to hand out at once (see router.ReadyReporter).
+func (s *pulsarSubscriber) Ready(messages <-chan *message.Message) bool {
+	if s.shared != nil && s.shared.Ready(messages) {
+		return true
+	}
+	s.mu.Lock()
+	excl := s.exclusive
+	s.mu.Unlock()
+	return excl != nil && excl.Ready(messages)
 }
 
 // SubscribeInitialize creates the subscription on topic ahead of Subscribe.

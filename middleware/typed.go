@@ -298,10 +298,13 @@ func output(in *message.Message, resp any) (*message.Message, error) {
 		// will not change it.
 		return nil, Permanent(fmt.Errorf("cannot encode %s: %w", typeName(resp), err))
 	}
-	m := message.NewMessage(watermill.NewUUID(), payload)
+	// Built without message.NewMessage's ack channels, which cost two
+	// allocations: nobody waits for an output's ack.
+	md := make(message.Metadata, 1)
 	if id := in.Metadata.Get(IDProperty); id != "" {
-		m.Metadata.Set(IDProperty, id)
+		md[IDProperty] = id
 	}
+	m := &message.Message{UUID: watermill.NewUUID(), Metadata: md, Payload: payload}
 	m.SetContext(in.Context())
 	return m, nil
 }

@@ -88,7 +88,7 @@ func (p *Publisher) PublishAsync(topic string, msg *message.Message, done func(e
 	}
 	n := newAsyncSend()
 	n.p, n.e, n.uuid, n.done = p, e, msg.UUID, done
-	fillProducerMessage(&n.pm, msg, p.cfg.MessageKeyMetadata)
+	fillProducerMessage(&n.pm, msg, p.cfg.MessageKeyMetadata, p.cfg.OmitUUID)
 	e.mu.Lock()
 	e.link(n)
 	e.mu.Unlock()

@@ -310,6 +310,14 @@ type PublisherConfig struct {
 	// message key, so that a key_shared subscription keeps the messages of
 	// one key in order on one consumer. Empty sends no key.
 	MessageKeyMetadata string
+	// OmitUUID sends messages without their UUID (UUIDProperty), as
+	// TrustGraph's Python clients do: their only property is `id`. A
+	// Subscriber names such a message after its Pulsar message ID on a
+	// persistent topic, which it keeps when delivered again, and gives it a
+	// new UUID on a non-persistent topic. Each message then carries, and
+	// each consumer parses, one property less. By default the UUID is sent,
+	// so that a Subscriber hands out the UUID that was published.
+	OmitUUID bool
 	// ProducerName prefixes the names of this publisher's producers; empty
 	// lets the broker choose unique names.
 	ProducerName string

@@ -18,8 +18,11 @@
 // schema), as Python TrustGraph processors expect. Every metadata entry is a
 // message property and every property of a received message is a metadata
 // entry. The message UUID travels in the property UUIDProperty
-// ("_watermill_message_uuid") and comes back as the same UUID; a message from
-// a producer that did not set it gets a new UUID. PublisherConfig.MessageKeyMetadata
+// ("_watermill_message_uuid") and comes back as the same UUID, unless
+// PublisherConfig.OmitUUID leaves it out as TrustGraph's clients do. A
+// message without it is named after its Pulsar message ID on a persistent
+// topic ("ledger:entry:partition:batch index", the same on every delivery)
+// and gets a new UUID on a non-persistent one. PublisherConfig.MessageKeyMetadata
 // names a metadata key whose value becomes the Pulsar message key, which a
 // key_shared subscription uses to keep the messages of one key in order.
 //

@@ -554,6 +554,47 @@ func TestAckWindowContextEndDropsTheBuffer(t *testing.T) {
 	expectNothing(t, ch2, time.Second)
 }
 
+// Ready tells a pipelined reader whether the subscription has more messages
+// to hand out at once: a free slot of the window and messages waiting in
+// the consumer.
+func TestAckWindowReady(t *testing.T) {
+	t.Parallel()
+	queue := uniqueQueue("q1")
+	pub := newPublisher(t, pulsarpubsub.PublisherConfig{})
+	sub := newSubscriber(t, pulsarpubsub.SubscriberConfig{SubscriptionName: "ready-" + watermill.NewShortUUID(), AckWindow: 16})
+	ch, cancel := subscribeCancellable(t, sub, queue)
+	if sub.Ready(ch) {
+		t.Fatal("ready before anything was published")
+	}
+	publish(t, pub, queue, newMessages(40, "r")...)
+	// The channel's buffer fills up and the next message waits for it
+	// with the window not yet full: more are ready.
+	deadline := time.Now().Add(wait)
+	for !sub.Ready(ch) {
+		if time.Now().After(deadline) {
+			t.Fatal("not ready with 40 messages published and none taken")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if sub.Ready(make(chan *message.Message)) {
+		t.Error("ready for a channel the subscriber did not hand out")
+	}
+	// A full window hands out nothing more until an ack.
+	got := receiveN(t, ch, 16, wait)
+	if sub.Ready(ch) {
+		t.Error("ready with the window full")
+	}
+	for _, m := range got {
+		m.Ack()
+	}
+	cancel()
+	for range ch {
+	}
+	if sub.Ready(ch) {
+		t.Error("ready after the subscription ended")
+	}
+}
+
 // subscribeCancellable creates the subscription of sub on queue and
 // subscribes with a context that the returned function ends.
 func subscribeCancellable(t testing.TB, sub *pulsarpubsub.Subscriber, queue string) (<-chan *message.Message, context.CancelFunc) {

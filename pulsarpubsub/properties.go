@@ -15,17 +15,18 @@ import (
 const UUIDProperty = "_watermill_message_uuid"
 
 // producerMessage turns msg into a Pulsar message: the payload as it is, every
-// metadata entry as a property, the UUID in UUIDProperty and, when keyMetadata
-// is set, the value of that metadata key as the message key.
-func producerMessage(msg *message.Message, keyMetadata string) *pulsar.ProducerMessage {
+// metadata entry as a property, the UUID in UUIDProperty unless omitUUID is
+// set and, when keyMetadata is set, the value of that metadata key as the
+// message key.
+func producerMessage(msg *message.Message, keyMetadata string, omitUUID bool) *pulsar.ProducerMessage {
 	pm := &pulsar.ProducerMessage{}
-	fillProducerMessage(pm, msg, keyMetadata)
+	fillProducerMessage(pm, msg, keyMetadata, omitUUID)
 	return pm
 }
 
 // fillProducerMessage sets pm as producerMessage describes, reusing the map
 // pm.Properties when there is one.
-func fillProducerMessage(pm *pulsar.ProducerMessage, msg *message.Message, keyMetadata string) {
+func fillProducerMessage(pm *pulsar.ProducerMessage, msg *message.Message, keyMetadata string, omitUUID bool) {
 	props := pm.Properties
 	if props == nil {
 		props = make(map[string]string, len(msg.Metadata)+1)
@@ -35,7 +36,9 @@ func fillProducerMessage(pm *pulsar.ProducerMessage, msg *message.Message, keyMe
 	for k, v := range msg.Metadata {
 		props[k] = v
 	}
-	props[UUIDProperty] = msg.UUID
+	if !omitUUID {
+		props[UUIDProperty] = msg.UUID
+	}
 	payload := []byte(msg.Payload)
 	if payload == nil {
 		payload = []byte{}
@@ -47,20 +50,37 @@ func fillProducerMessage(pm *pulsar.ProducerMessage, msg *message.Message, keyMe
 }
 
 // watermillMessage turns a received Pulsar message into a watermill message:
-// the UUID from UUIDProperty (a new one when a foreign producer did not set
-// it), the other properties as metadata, schema.DeliveryAttemptKey set to
-// attempt and, when keyMetadata is set, the message key under that metadata
-// key unless a property already fills it.
-func watermillMessage(pm pulsar.Message, keyMetadata string, attempt int) *message.Message {
+// the UUID from UUIDProperty, the other properties as metadata,
+// schema.DeliveryAttemptKey set to attempt and, when keyMetadata is set, the
+// message key under that metadata key unless a property already fills it.
+//
+// A message sent without a UUID (by a Python client, or a Publisher with
+// PublisherConfig.OmitUUID) is named after its Pulsar message ID on a
+// persistent topic, so that it keeps its UUID when delivered again, and gets
+// a new UUID on a non-persistent one, whose messages have no IDs of their
+// own. On a persistent topic the metadata is the map pm.Properties
+// returned, changed to that: pm's properties serve nothing afterwards (on a
+// non-persistent topic a nacked message is published again with them).
+func watermillMessage(pm pulsar.Message, keyMetadata string, attempt int, persistent bool) *message.Message {
 	props := pm.Properties()
 	uuid := props[UUIDProperty]
 	if uuid == "" {
-		uuid = watermill.NewUUID()
+		if persistent {
+			uuid = messageIDName(pm.ID())
+		} else {
+			uuid = watermill.NewUUID()
+		}
 	}
-	md := make(message.Metadata, len(props)+2)
-	for k, v := range props {
-		if k != UUIDProperty {
-			md[k] = v
+	var md message.Metadata
+	if persistent && props != nil {
+		md = props
+		delete(md, UUIDProperty)
+	} else {
+		md = make(message.Metadata, len(props)+2)
+		for k, v := range props {
+			if k != UUIDProperty {
+				md[k] = v
+			}
 		}
 	}
 	md[schema.DeliveryAttemptKey] = strconv.Itoa(attempt)
@@ -74,6 +94,21 @@ func watermillMessage(pm pulsar.Message, keyMetadata string, attempt int) *messa
 	msg := message.NewMessage(uuid, pm.Payload())
 	msg.Metadata = md
 	return msg
+}
+
+// messageIDName names a message after its Pulsar message ID: ledger, entry,
+// partition and index in its batch, as in "1234:56:-1:7". Ledger IDs are
+// unique in a cluster, so the name is too.
+func messageIDName(id pulsar.MessageID) string {
+	b := make([]byte, 0, 48)
+	b = strconv.AppendInt(b, id.LedgerID(), 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, id.EntryID(), 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(id.PartitionIdx()), 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(id.BatchIdx()), 10)
+	return string(b)
 }
 
 // deliveryAttempt returns the delivery attempt of a received message. On a

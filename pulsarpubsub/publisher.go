@@ -192,12 +192,12 @@ func (p *Publisher) send(producer pulsar.Producer, msgs []*message.Message) []se
 	results := make(chan result, len(msgs))
 	last := len(msgs) - 1
 	for i, msg := range msgs[:last] {
-		producer.SendAsync(p.ctx, producerMessage(msg, p.cfg.MessageKeyMetadata),
+		producer.SendAsync(p.ctx, producerMessage(msg, p.cfg.MessageKeyMetadata, p.cfg.OmitUUID),
 			func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
 				results <- result{i, err}
 			})
 	}
-	_, lastErr := producer.Send(p.ctx, producerMessage(msgs[last], p.cfg.MessageKeyMetadata))
+	_, lastErr := producer.Send(p.ctx, producerMessage(msgs[last], p.cfg.MessageKeyMetadata, p.cfg.OmitUUID))
 	var failures []sendFailure
 	if lastErr != nil {
 		failures = append(failures, sendFailure{last, lastErr})

@@ -50,6 +50,10 @@ type Subscriber struct {
 	sharedMu sync.Mutex
 	shared   map[string]*consumerHandle
 
+	// ready maps the channel of each Subscribe call with an ack window to
+	// its *readiness, for Ready.
+	ready sync.Map
+
 	// active holds every consumer in use, for Health; guarded by mu.
 	active map[*consumerHandle]struct{}
 
@@ -150,13 +154,46 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	out := make(chan *message.Message, s.handOutBuffer())
 	logger := s.logger.With(watermill.LogFields{"topic": name})
+	var slots chan struct{}
+	if s.cfg.AckWindow > 1 {
+		slots = make(chan struct{}, s.cfg.AckWindow)
+		s.ready.Store((<-chan *message.Message)(out), &readiness{h: h, slots: slots})
+	}
 	go func() {
 		defer s.wg.Done()
 		defer release()
 		defer closeHandedOut(out)
-		s.consume(ctx, h, out, logger)
+		if slots == nil {
+			s.consume(ctx, h, out, logger)
+			return
+		}
+		defer s.ready.Delete((<-chan *message.Message)(out))
+		s.consumeWindow(ctx, h, out, slots, logger)
 	}()
 	return out, nil
+}
+
+// readiness is what Ready looks at for one Subscribe call with an ack
+// window.
+type readiness struct {
+	h     *consumerHandle
+	slots chan struct{} // the window's slots, taken before each message
+}
+
+// Ready reports whether the Subscribe call whose channel is messages can
+// hand out another message at once: a slot of its ack window is free and
+// the consumer has a message ready (see router.ReadyReporter). It is false
+// for a channel it does not know, and without an ack window.
+func (s *Subscriber) Ready(messages <-chan *message.Message) bool {
+	v, ok := s.ready.Load(messages)
+	if !ok {
+		return false
+	}
+	r := v.(*readiness)
+	if len(r.slots) == cap(r.slots) {
+		return false
+	}
+	return len(r.h.consumer.Chan()) > 0 || len(r.h.redeliveries) > 0
 }
 
 // maxHandOutBuffer bounds the buffer of a Subscribe channel with an ack
@@ -371,13 +408,9 @@ func (s *Subscriber) consumerOptions(topic string) (pulsar.ConsumerOptions, erro
 
 // consume passes the consumer's messages, and those nacked to be handed out
 // again in process, to out, until ctx ends or the subscriber closes: one at a
-// time, each after the previous one was acked or nacked, or with
-// AckWindow > 1 up to AckWindow not yet acked or nacked (see consumeWindow).
+// time, each after the previous one was acked or nacked. With AckWindow > 1
+// consumeWindow does this instead.
 func (s *Subscriber) consume(ctx context.Context, h *consumerHandle, out chan<- *message.Message, logger watermill.LoggerAdapter) {
-	if s.cfg.AckWindow > 1 {
-		s.consumeWindow(ctx, h, out, logger)
-		return
-	}
 	in := h.consumer.Chan()
 	for {
 		r, ok := s.next(ctx, h, in)
@@ -390,15 +423,15 @@ func (s *Subscriber) consume(ctx context.Context, h *consumerHandle, out chan<- 
 	}
 }
 
-// consumeWindow is consume for AckWindow > 1. A slot of the window is
-// taken before the next message is received from the consumer; the
-// message handed out joins the window's queue, whose settler (see
-// settleWindow) passes its ack or nack on to the broker, ends its context
-// and gives the slot back. When ctx ends or the subscriber closes, the
+// consumeWindow is consume for AckWindow > 1, up to AckWindow messages
+// not yet acked or nacked. A slot of the window (one of slots, a channel
+// of capacity AckWindow) is taken before the next message is received from
+// the consumer; the message handed out joins the window's queue, whose
+// settler (see settleWindow) passes its ack or nack on to the broker, ends
+// its context and gives the slot back. When ctx ends or the subscriber closes, the
 // settler nacks what is not acked, and consumeWindow returns after it, so
 // the consumer is not closed before.
-func (s *Subscriber) consumeWindow(ctx context.Context, h *consumerHandle, out chan<- *message.Message, logger watermill.LoggerAdapter) {
-	slots := make(chan struct{}, s.cfg.AckWindow)
+func (s *Subscriber) consumeWindow(ctx context.Context, h *consumerHandle, out chan<- *message.Message, slots chan struct{}, logger watermill.LoggerAdapter) {
 	q := newWindowQueue(s.cfg.AckWindow)
 	settled := make(chan struct{})
 	go func() {
@@ -422,12 +455,12 @@ func (s *Subscriber) consumeWindow(ctx context.Context, h *consumerHandle, out c
 		if !ok {
 			return
 		}
-		msg, cancel := s.message(ctx, r)
+		msg, mctx := s.message(ctx, h, r)
 		if !s.handOut(ctx, h, r, msg, out, logger) {
-			cancel()
+			mctx.end()
 			return
 		}
-		q.push(handedOut{r: r, msg: msg, cancel: cancel})
+		q.push(handedOut{r: r, msg: msg, ctx: mctx})
 	}
 }
 
@@ -450,13 +483,14 @@ func (s *Subscriber) next(ctx context.Context, h *consumerHandle, in <-chan puls
 	}
 }
 
-// message returns the watermill message of r, with a context that ends with
-// ctx or when cancel is called, once the message was settled.
-func (s *Subscriber) message(ctx context.Context, r redelivery) (*message.Message, context.CancelFunc) {
-	msg := watermillMessage(r.pm, s.cfg.MessageKeyMetadata, r.attempt)
-	msgCtx, cancel := context.WithCancel(ctx)
-	msg.SetContext(msgCtx)
-	return msg, cancel
+// message returns the watermill message of r, consumed by h, with a
+// context that ends with ctx or when its end is called, once the message
+// was settled.
+func (s *Subscriber) message(ctx context.Context, h *consumerHandle, r redelivery) (*message.Message, *messageContext) {
+	msg := watermillMessage(r.pm, s.cfg.MessageKeyMetadata, r.attempt, h.persistent)
+	mctx := newMessageContext(ctx)
+	msg.SetContext(mctx)
+	return msg, mctx
 }
 
 // deliver sends one message to out and waits for its ack or nack, and passes
@@ -464,8 +498,8 @@ func (s *Subscriber) message(ctx context.Context, r redelivery) (*message.Messag
 // closed first; the message is nacked then, with no delay on a
 // non-persistent topic.
 func (s *Subscriber) deliver(ctx context.Context, h *consumerHandle, r redelivery, out chan<- *message.Message, logger watermill.LoggerAdapter) bool {
-	msg, cancel := s.message(ctx, r)
-	defer cancel()
+	msg, mctx := s.message(ctx, h, r)
+	defer mctx.end()
 	if !s.handOut(ctx, h, r, msg, out, logger) {
 		return false
 	}

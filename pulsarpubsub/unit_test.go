@@ -161,8 +161,10 @@ type fakeMessage struct {
 	props   map[string]string
 	payload []byte
 	key     string
+	id      pulsar.MessageID
 }
 
+func (m fakeMessage) ID() pulsar.MessageID          { return m.id }
 func (m fakeMessage) Properties() map[string]string { return m.props }
 func (m fakeMessage) Payload() []byte               { return m.payload }
 func (m fakeMessage) Key() string                   { return m.key }
@@ -171,23 +173,45 @@ func TestMessageConversion(t *testing.T) {
 	msg := message.NewMessage("uuid-1", []byte("payload"))
 	msg.Metadata.Set("id", "7")
 	msg.Metadata.Set("k", "key-1")
-	pm := producerMessage(msg, "k")
+	pm := producerMessage(msg, "k", false)
 	if string(pm.Payload) != "payload" || pm.Key != "key-1" || pm.Properties[UUIDProperty] != "uuid-1" || pm.Properties["id"] != "7" {
 		t.Fatalf("producer message %+v", pm)
 	}
-	if producerMessage(message.NewMessage("u", nil), "").Payload == nil {
+	if producerMessage(message.NewMessage("u", nil), "", false).Payload == nil {
 		t.Fatal("nil payload not turned into an empty one")
 	}
-	back := watermillMessage(fakeMessage{props: pm.Properties, payload: pm.Payload, key: pm.Key}, "k", 1)
-	if back.UUID != "uuid-1" || string(back.Payload) != "payload" || len(back.Metadata) != 3 || back.Metadata.Get("id") != "7" ||
-		back.Metadata.Get(schema.DeliveryAttemptKey) != "1" {
-		t.Fatalf("round trip: %s %q %v", back.UUID, back.Payload, back.Metadata)
+	received := fakeMessage{props: pm.Properties, payload: pm.Payload, key: pm.Key}
+	for _, reuse := range []bool{false, true} {
+		back := watermillMessage(received, "k", 1, reuse)
+		if back.UUID != "uuid-1" || string(back.Payload) != "payload" || len(back.Metadata) != 3 || back.Metadata.Get("id") != "7" ||
+			back.Metadata.Get(schema.DeliveryAttemptKey) != "1" || back.Metadata.Get(UUIDProperty) != "" {
+			t.Fatalf("round trip (reusing the properties: %v): %s %q %v", reuse, back.UUID, back.Payload, back.Metadata)
+		}
+		if !reuse && (len(pm.Properties) != 3 || pm.Properties[UUIDProperty] != "uuid-1") {
+			t.Fatalf("the received message's properties were changed: %v", pm.Properties)
+		}
 	}
-	foreign := watermillMessage(fakeMessage{props: map[string]string{"id": "9"}, payload: []byte("x"), key: "kk"}, "k", 1)
+	if p := producerMessage(msg, "", true).Properties; len(p) != 2 || p["id"] != "7" || p["k"] != "key-1" {
+		t.Fatalf("properties without the UUID: %v", p)
+	}
+	foreign := watermillMessage(fakeMessage{props: map[string]string{"id": "9"}, payload: []byte("x"), key: "kk"}, "k", 1, false)
 	if foreign.UUID == "" || foreign.Metadata.Get("k") != "kk" || foreign.Metadata.Get("id") != "9" {
 		t.Fatalf("foreign: %s %v", foreign.UUID, foreign.Metadata)
 	}
-	again := watermillMessage(fakeMessage{props: map[string]string{schema.DeliveryAttemptKey: "1"}, payload: []byte("x")}, "", 4)
+	// On a persistent topic a message without a UUID is named after its
+	// message ID, the same on every delivery.
+	for attempt := 1; attempt <= 2; attempt++ {
+		stored := fakeMessage{props: map[string]string{"id": "9"}, payload: []byte("x"), id: pulsar.NewMessageID(1234, 56, 7, -1)}
+		named := watermillMessage(stored, "", attempt, true)
+		if named.UUID != "1234:56:-1:7" || named.Metadata.Get("id") != "9" {
+			t.Fatalf("persistent foreign message, attempt %d: %s %v", attempt, named.UUID, named.Metadata)
+		}
+	}
+	none := watermillMessage(fakeMessage{payload: []byte("x"), id: pulsar.NewMessageID(1, 2, 0, 3)}, "", 2, true)
+	if none.UUID != "1:2:3:0" || none.Metadata.Get(schema.DeliveryAttemptKey) != "2" {
+		t.Fatalf("no properties: %s %v", none.UUID, none.Metadata)
+	}
+	again := watermillMessage(fakeMessage{props: map[string]string{schema.DeliveryAttemptKey: "1"}, payload: []byte("x")}, "", 4, false)
 	if again.Metadata.Get(schema.DeliveryAttemptKey) != "4" {
 		t.Fatalf("attempt %q, want the one given, 4", again.Metadata.Get(schema.DeliveryAttemptKey))
 	}

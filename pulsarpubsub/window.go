@@ -21,9 +21,9 @@ const (
 
 // handedOut is one message of an ack window: handed out, not yet settled.
 type handedOut struct {
-	r      redelivery
-	msg    *message.Message
-	cancel context.CancelFunc
+	r   redelivery
+	msg *message.Message
+	ctx *messageContext
 }
 
 // windowQueue holds the messages of an ack window in the order they were
@@ -183,7 +183,7 @@ func (s *Subscriber) settleWindow(ctx context.Context, h *consumerHandle, q *win
 		} else {
 			s.nack(h, e.r, s.cfg.NackRedeliveryDelay, logger)
 		}
-		e.cancel()
+		e.ctx.end()
 		<-slots
 	}
 	ctxDone, closing := ctx.Done(), s.closing
@@ -256,7 +256,7 @@ func (s *Subscriber) settleWindow(ctx context.Context, h *consumerHandle, q *win
 func (s *Subscriber) endWindow(h *consumerHandle, q *windowQueue, slots <-chan struct{}, logger watermill.LoggerAdapter) {
 	for _, e := range q.takeAll() {
 		s.settleAtEnd(h, e.r, e.msg, logger)
-		e.cancel()
+		e.ctx.end()
 		<-slots
 	}
 }

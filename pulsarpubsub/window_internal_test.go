@@ -9,7 +9,7 @@ import (
 )
 
 func windowEntry(name string) handedOut {
-	return handedOut{msg: message.NewMessage(name, nil), cancel: func() {}}
+	return handedOut{msg: message.NewMessage(name, nil), ctx: newMessageContext(context.Background())}
 }
 
 func uuids(es []handedOut) []string {
@@ -95,7 +95,7 @@ func TestWindowQueueGrowsInOrder(t *testing.T) {
 // window of 1000 messages, one pushed as the oldest is removed.
 func BenchmarkWindowQueue(b *testing.B) {
 	q := newWindowQueue(1000)
-	e := handedOut{msg: message.NewMessage("x", nil), cancel: func() {}}
+	e := handedOut{msg: message.NewMessage("x", nil), ctx: newMessageContext(context.Background())}
 	e.msg.SetContext(context.Background())
 	for range 999 {
 		q.push(e)
