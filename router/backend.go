@@ -63,3 +63,19 @@ type HealthChecker interface {
 type InFlightDefaulter interface {
 	DefaultMaxInFlight() int
 }
+
+// ReadyReporter is implemented by subscribers that fetch messages ahead of
+// their Subscribe channel. Ready reports whether the subscription whose
+// channel is messages holds messages it can hand out at once, beyond those
+// already in the channel; false when it does not know the channel.
+//
+// A pipelined handler whose channel ran empty sends the outputs its
+// publisher holds back for batching (middleware.BatchFlusher). When the
+// subscription says more messages are on their way, it waits for them
+// instead, so that their outputs join the same batch rather than a flush
+// sending part of it: on Pulsar that flush, taken for idleness while the
+// subscription's goroutine had not yet been scheduled, cut the batches of a
+// busy handler by a fifth.
+type ReadyReporter interface {
+	Ready(messages <-chan *message.Message) bool
+}

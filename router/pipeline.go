@@ -36,6 +36,8 @@ type pipeline struct {
 	fn          func(*message.Message) error
 	concurrency int
 	flusher     middleware.BatchFlusher // nil: nothing to flush when idle
+	ready       ReadyReporter           // nil: the upstream cannot tell
+	readyWait   time.Duration           // see readyWait
 	logger      watermill.LoggerAdapter
 
 	cancel  context.CancelFunc // ends the upstream subscription
@@ -69,16 +71,24 @@ type pipelineConfig struct {
 	concurrency int
 	window      int
 	flusher     middleware.BatchFlusher
-	logger      watermill.LoggerAdapter
+	// readyWait replaces the default readyWait when positive.
+	readyWait time.Duration
+	logger    watermill.LoggerAdapter
 	// ended gets the handler's name when its subscription ends without
 	// being asked to; it needs room for one name.
 	ended chan<- string
 }
 
 func newPipeline(c pipelineConfig) *pipeline {
+	ready, _ := c.upstream.(ReadyReporter)
+	wait := c.readyWait
+	if wait <= 0 {
+		wait = readyWait
+	}
 	return &pipeline{
 		name: c.name, topic: c.topic, upstream: c.upstream, fn: c.fn,
-		concurrency: c.concurrency, flusher: c.flusher, logger: c.logger, ended: c.ended,
+		concurrency: c.concurrency, flusher: c.flusher, ready: ready, readyWait: wait,
+		logger: c.logger, ended: c.ended,
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		current: make([]*message.Message, c.concurrency),
@@ -119,20 +129,18 @@ func (p *pipeline) start() error {
 // work is worker i: it takes messages from in and handles them until the
 // pipeline stops or in is closed.
 func (p *pipeline) work(i int, in <-chan *message.Message) {
+	wait := time.NewTimer(p.readyWait)
+	wait.Stop()
+	defer wait.Stop()
 	for {
 		var up *message.Message
 		var ok bool
 		select {
 		case up, ok = <-in:
 		default:
-			// Nothing ready: send what the publisher holds back for
-			// batching rather than let it wait for more.
-			if p.flusher != nil {
-				p.flusher.FlushBatches()
-			}
-			select {
-			case up, ok = <-in:
-			case <-p.stop:
+			var stop bool
+			up, ok, stop = p.await(in, wait)
+			if stop {
 				return
 			}
 		}
@@ -149,6 +157,42 @@ func (p *pipeline) work(i int, in <-chan *message.Message) {
 		msg.SetContext(middleware.WithSettlement(up.Context(), st))
 		err := p.call(msg)
 		p.finish(i, up, st, err)
+	}
+}
+
+// readyWait bounds how long a worker whose channel ran empty waits for
+// the messages its subscription says are ready before it sends the
+// publisher's held-back batches anyway.
+const readyWait = 2 * time.Millisecond
+
+// await waits for the next message of in once in ran empty; stop is true
+// when the pipeline stopped first. Nothing being ready, it first sends
+// what the publisher holds back for batching rather than let it wait for
+// more. When the subscription says more messages are ready
+// (ReadyReporter), it waits up to p.readyWait for them before that flush, so
+// that their outputs join the batch it would send. wait is the worker's
+// stopped timer.
+func (p *pipeline) await(in <-chan *message.Message, wait *time.Timer) (up *message.Message, ok, stop bool) {
+	if p.flusher != nil && p.ready != nil && p.ready.Ready(in) {
+		wait.Reset(p.readyWait)
+		select {
+		case up, ok = <-in:
+			wait.Stop()
+			return up, ok, false
+		case <-wait.C:
+		case <-p.stop:
+			wait.Stop()
+			return nil, false, true
+		}
+	}
+	if p.flusher != nil {
+		p.flusher.FlushBatches()
+	}
+	select {
+	case up, ok = <-in:
+		return up, ok, false
+	case <-p.stop:
+		return nil, false, true
 	}
 }
 
