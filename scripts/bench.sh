@@ -11,6 +11,7 @@
 #   scripts/bench.sh --duration 4s --rounds 1 --round-trip-time 2s    a quick smoke run
 #
 # Arguments are passed on to `switchyard bench` (see `bin/switchyard bench --help`).
+# Before measuring it waits until the machine is quiet (see wait_quiet).
 # Environment: SWITCHYARD_BENCH_BACKENDS (default memory,mqtt,pulsar,rabbitmq,kafka) chooses
 # the backends and so the brokers to start; SWITCHYARD_BENCH_PYTHON=none skips
 # the Python processor; SWITCHYARD_BENCH_PULSAR_PERF is the pulsar-perf script
@@ -113,6 +114,51 @@ if ! "$root/bin/switchyard" bench --help >/dev/null 2>&1; then
   exit 1
 fi
 
+# cpu_busy_percent SECONDS: the share of all CPUs' time spent busy (not
+# idle or waiting for I/O) over the next SECONDS, from /proc/stat.
+cpu_busy_percent() {
+  local a b
+  a=$(head -n 1 /proc/stat)
+  sleep "$1"
+  b=$(head -n 1 /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN {
+    na = split(a, x); split(b, y); total = 0; idle = 0
+    for (i = 2; i <= na; i++) total += y[i] - x[i]
+    idle = (y[5] - x[5]) + (y[6] - x[6])
+    busy = 0
+    if (total > 0) busy = 100 * (total - idle) / total
+    printf "%d", busy
+  }'
+}
+
+# wait_quiet: wait until nothing else keeps the CPUs busy (brokers still
+# starting, a broker's own background work), so that it does not take CPU
+# from the first measurements: the CPUs must be at most
+# SWITCHYARD_BENCH_QUIET_PERCENT busy (default 15) in two 2-second samples
+# in a row, for at most SWITCHYARD_BENCH_QUIET_WAIT seconds (default 180).
+wait_quiet() {
+  local limit="${SWITCHYARD_BENCH_QUIET_PERCENT:-15}" max="${SWITCHYARD_BENCH_QUIET_WAIT:-180}"
+  local start=$SECONDS calm=0 busy
+  [ -r /proc/stat ] || return 0
+  while :; do
+    busy=$(cpu_busy_percent 2)
+    if [ "$busy" -le "$limit" ]; then
+      calm=$((calm + 1))
+      if [ "$calm" -ge 2 ]; then
+        log "machine quiet after $((SECONDS - start))s (CPUs ${busy}% busy)"
+        return 0
+      fi
+    else
+      calm=0
+    fi
+    if [ $((SECONDS - start)) -ge "$max" ]; then
+      log "machine still ${busy}% busy after ${max}s; measuring anyway (the figures may be low)"
+      return 0
+    fi
+  done
+}
+
+wait_quiet
 log "running switchyard bench (load average: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a))"
 "$root/bin/switchyard" bench \
   --backends "$backends" \
