@@ -181,13 +181,14 @@ func TestMessageConversion(t *testing.T) {
 		t.Fatal("nil payload not turned into an empty one")
 	}
 	received := fakeMessage{props: pm.Properties, payload: pm.Payload, key: pm.Key}
-	for _, reuse := range []bool{false, true} {
-		back := watermillMessage(received, "k", 1, reuse)
+	// A persistent topic's message takes its properties map as metadata.
+	for _, persistent := range []bool{false, true} {
+		back := watermillMessage(received, "k", 1, persistent)
 		if back.UUID != "uuid-1" || string(back.Payload) != "payload" || len(back.Metadata) != 3 || back.Metadata.Get("id") != "7" ||
 			back.Metadata.Get(schema.DeliveryAttemptKey) != "1" || back.Metadata.Get(UUIDProperty) != "" {
-			t.Fatalf("round trip (reusing the properties: %v): %s %q %v", reuse, back.UUID, back.Payload, back.Metadata)
+			t.Fatalf("round trip (persistent: %v): %s %q %v", persistent, back.UUID, back.Payload, back.Metadata)
 		}
-		if !reuse && (len(pm.Properties) != 3 || pm.Properties[UUIDProperty] != "uuid-1") {
+		if !persistent && (len(pm.Properties) != 3 || pm.Properties[UUIDProperty] != "uuid-1") {
 			t.Fatalf("the received message's properties were changed: %v", pm.Properties)
 		}
 	}

@@ -18,7 +18,13 @@ type readyUpstream struct {
 	ready atomic.Bool
 	mu    sync.Mutex
 	out   <-chan *message.Message
-	asked atomic.Int32 // Ready calls about out
+	asked chan struct{} // a signal for each Ready call about out
+}
+
+func newReadyUpstream(ready bool) *readyUpstream {
+	u := &readyUpstream{feed: make(chan *message.Message), asked: make(chan struct{}, 64)}
+	u.ready.Store(ready)
+	return u
 }
 
 func (u *readyUpstream) Subscribe(ctx context.Context, _ string) (<-chan *message.Message, error) {
@@ -51,16 +57,44 @@ func (u *readyUpstream) Ready(messages <-chan *message.Message) bool {
 	if !mine {
 		return false
 	}
-	u.asked.Add(1)
+	signal(u.asked)
 	return u.ready.Load()
 }
 
 func (u *readyUpstream) Close() error { return nil }
 
-// countingFlusher counts FlushBatches calls.
-type countingFlusher struct{ n atomic.Int32 }
+// countingFlusher counts FlushBatches calls and signals each on flushed.
+type countingFlusher struct {
+	n       atomic.Int32
+	flushed chan struct{}
+}
 
-func (f *countingFlusher) FlushBatches() { f.n.Add(1) }
+func newCountingFlusher() *countingFlusher {
+	return &countingFlusher{flushed: make(chan struct{}, 64)}
+}
+
+func (f *countingFlusher) FlushBatches() {
+	f.n.Add(1)
+	signal(f.flushed)
+}
+
+// signal sends on ch unless its buffer is full.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// expectSignal waits up to five seconds for a signal on ch.
+func expectSignal(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
 
 // startReadyPipeline runs a pipeline on u whose handler reports each
 // message it handled on handled.
@@ -86,40 +120,26 @@ func startReadyPipeline(t *testing.T, u *readyUpstream, f *countingFlusher, wait
 	return handled
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestPipelineFlushesWhenNothingIsReady(t *testing.T) {
-	u := &readyUpstream{feed: make(chan *message.Message)}
-	f := &countingFlusher{}
+	u := newReadyUpstream(false)
+	f := newCountingFlusher()
 	handled := startReadyPipeline(t, u, f, time.Hour)
 	u.feed <- message.NewMessage("1", nil)
 	<-handled
-	waitFor(t, "a flush once the channel ran empty", func() bool { return f.n.Load() >= 1 })
-	if u.asked.Load() == 0 {
-		t.Error("the pipeline did not ask its upstream whether messages were ready")
-	}
+	expectSignal(t, u.asked, "the question whether messages are ready")
+	expectSignal(t, f.flushed, "a flush once the channel ran empty")
 }
 
 func TestPipelineWaitsForReadyMessagesBeforeFlushing(t *testing.T) {
-	u := &readyUpstream{feed: make(chan *message.Message)}
-	u.ready.Store(true)
-	f := &countingFlusher{}
+	u := newReadyUpstream(true)
+	f := newCountingFlusher()
 	handled := startReadyPipeline(t, u, f, time.Hour)
 	for _, id := range []string{"1", "2", "3"} {
 		u.feed <- message.NewMessage(id, nil)
 		if got := <-handled; got != id {
 			t.Fatalf("handled %s, want %s", got, id)
 		}
-		waitFor(t, "the question whether messages are ready", func() bool { return u.asked.Load() >= 1 })
+		expectSignal(t, u.asked, "the question whether messages are ready")
 	}
 	// The messages came while the pipeline waited for them: no flush.
 	time.Sleep(20 * time.Millisecond)
@@ -130,15 +150,14 @@ func TestPipelineWaitsForReadyMessagesBeforeFlushing(t *testing.T) {
 	u.ready.Store(false)
 	u.feed <- message.NewMessage("4", nil)
 	<-handled
-	waitFor(t, "a flush once nothing was ready", func() bool { return f.n.Load() >= 1 })
+	expectSignal(t, f.flushed, "a flush once nothing was ready")
 }
 
 func TestPipelineFlushesWhenReadyMessagesDoNotCome(t *testing.T) {
-	u := &readyUpstream{feed: make(chan *message.Message)}
-	u.ready.Store(true)
-	f := &countingFlusher{}
+	u := newReadyUpstream(true)
+	f := newCountingFlusher()
 	handled := startReadyPipeline(t, u, f, time.Millisecond)
 	u.feed <- message.NewMessage("1", nil)
 	<-handled
-	waitFor(t, "a flush after the wait for ready messages", func() bool { return f.n.Load() >= 1 })
+	expectSignal(t, f.flushed, "a flush after the wait for ready messages")
 }
